@@ -1,0 +1,1 @@
+//! The CDC bridge: legacy WAL (pgoutput) → anti-corruption layer → Avro → Kafka, exactly once.

@@ -1,0 +1,1 @@
+//! The edge gateway: capability routing, runtime toggles, failure isolation.

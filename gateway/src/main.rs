@@ -1,0 +1,5 @@
+//! `gateway` command line.
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("gateway: not built yet; see issue 3")
+}

@@ -1,0 +1,4 @@
+//! The end-to-end test binary: one module per area, all against the real local stack
+//! (`deploy/local/up`).
+
+mod smoke;
