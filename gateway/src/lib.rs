@@ -1,1 +1,3 @@
 //! The edge gateway: capability routing, runtime toggles, failure isolation.
+
+pub mod resilience;
