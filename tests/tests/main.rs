@@ -1,4 +1,5 @@
 //! The end-to-end test binary: one module per area, all against the real local stack
 //! (`deploy/local/up`).
 
+mod deploy;
 mod smoke;
