@@ -1,3 +1,4 @@
 //! The edge gateway: capability routing, runtime toggles, failure isolation.
 
 pub mod resilience;
+pub mod shadow;
