@@ -7,6 +7,7 @@
 //! probe on the wrong listener or an alert on an unlisted metric fails a test.
 
 mod alerts;
+mod configs;
 mod containers;
 mod files;
 mod kubernetes;
