@@ -1,0 +1,168 @@
+//! Wiring: [`serve`] runs the public proxy and the admin API on injected listeners until the
+//! injected shutdown future completes, then drains in-flight requests up to the deadline.
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::{self, AdminState, auth::Tokens};
+use crate::config::{Config, TOKENS_ENV};
+use crate::control::ControlPlane;
+use crate::error::GatewayError;
+use crate::observability::Metrics;
+use crate::proxy::Proxy;
+use crate::proxy::upstream::Upstreams;
+use crate::route::RouteTable;
+use crate::store::Store;
+
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the gateway until `shutdown` completes: stops accepting, lets in-flight requests finish
+/// within `drain_timeout`, then returns.
+pub async fn serve(
+    config: Config,
+    public: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GatewayError> {
+    let problems = config.validate();
+    if !problems.is_empty() {
+        return Err(GatewayError::Config(problems));
+    }
+    let table = Arc::new(RouteTable::build(&config).map_err(GatewayError::Config)?);
+    let tokens = Arc::new(load_tokens(&config)?);
+    if tokens.is_empty() {
+        tracing::warn!("no admin tokens configured: every admin API call will be refused");
+    }
+    let metrics = Arc::new(Metrics::new(&table));
+    let store = Store::open(&config.store).await?;
+    let stored = store.load().await?;
+    let changes = match &store {
+        Store::Postgres(p) => Some(p.subscribe()),
+        Store::File(_) => None,
+    };
+    let control = Arc::new(ControlPlane::new(table, &stored, store, metrics.clone()));
+    let watcher = changes.map(|mut rx| {
+        let control = control.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                if let Err(e) = control.reload().await {
+                    tracing::warn!(error = %e, "could not reload toggles from the store; keeping the current table");
+                }
+            }
+        })
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let admin_app = admin::app(AdminState {
+        control: control.clone(),
+        tokens,
+        metrics: metrics.clone(),
+    });
+    let admin_addr = admin.local_addr().ok();
+    let admin_task = tokio::spawn(
+        axum::serve(
+            admin,
+            admin_app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx))
+        .into_future(),
+    );
+    let proxy = Arc::new(Proxy {
+        live: control.live(),
+        upstreams: Upstreams::new(),
+        metrics,
+        expose_side_header: config.expose_side_header,
+        max_header_bytes: config.max_header_bytes,
+    });
+    tracing::info!(public = ?public.local_addr().ok(), admin = ?admin_addr, "gateway serving");
+    run_public(public, proxy, shutdown, config.drain_timeout).await;
+    let _ = stop_tx.send(true);
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    match admin_task.await {
+        Ok(Ok(())) | Err(_) => Ok(()),
+        Ok(Err(e)) => Err(GatewayError::Admin(e)),
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Admin tokens from `[admin] tokens_file` and the `FIG_GATEWAY_TOKENS` environment variable.
+fn load_tokens(config: &Config) -> Result<Tokens, GatewayError> {
+    let mut tokens = Tokens::default();
+    if let Some(path) = &config.admin.tokens_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| GatewayError::Tokens(format!("cannot read {}: {e}", path.display())))?;
+        tokens.extend(
+            Tokens::parse(&text, &path.display().to_string()).map_err(GatewayError::Tokens)?,
+        );
+    }
+    if let Ok(text) = std::env::var(TOKENS_ENV) {
+        tokens.extend(Tokens::parse(&text, TOKENS_ENV).map_err(GatewayError::Tokens)?);
+    }
+    Ok(tokens)
+}
+
+/// Accepts on the public listener until `shutdown`, then drains.
+async fn run_public(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let proxy = proxy.clone();
+                let service = service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "client connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(deadline = ?drain, "shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(drain) => tracing::warn!("drain deadline passed; closing remaining connections"),
+    }
+}

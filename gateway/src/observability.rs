@@ -1,0 +1,250 @@
+//! Telemetry names (metric names, label keys) in one place, and the Prometheus registry.
+//!
+//! Per-request metrics are created once per capability and side when the gateway starts, so the
+//! request path only touches atomics: no label allocation, no family look-up.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::route::{RouteTable, Side};
+use crate::toggle::{ToggleState, Toggles};
+
+/// Proxied requests, by capability, side and status class (`2xx`, …, `error`).
+pub const REQUESTS: &str = "fig_gateway_requests";
+/// Time to the upstream's response head, by capability and side.
+pub const REQUEST_DURATION_SECONDS: &str = "fig_gateway_request_duration_seconds";
+/// Requests whose response has not finished streaming, by capability and side.
+pub const IN_FLIGHT: &str = "fig_gateway_in_flight_requests";
+/// 1 for each capability's current toggle state, 0 for the others.
+pub const TOGGLE_STATE: &str = "fig_gateway_toggle_state";
+/// Each capability's toggle percentage (share to new, or shadow sample).
+pub const TOGGLE_PERCENT: &str = "fig_gateway_toggle_percent";
+/// Admin change attempts, by outcome (`applied`, `refused`).
+pub const TOGGLE_CHANGES: &str = "fig_gateway_toggle_changes";
+/// 1 while the toggle store accepts changes.
+pub const STORE_READY: &str = "fig_gateway_store_ready";
+/// Requests refused by the gateway itself before routing (bad head, too large), by reason.
+pub const REJECTED: &str = "fig_gateway_rejected_requests";
+
+/// Label key: capability name (`default` for unmatched requests).
+pub const LABEL_CAPABILITY: &str = "capability";
+/// Label key: `legacy` or `new`.
+pub const LABEL_SIDE: &str = "side";
+/// Label key: status class.
+pub const LABEL_CLASS: &str = "class";
+/// Label key: toggle state.
+pub const LABEL_STATE: &str = "state";
+/// Label key: outcome of an admin change.
+pub const LABEL_OUTCOME: &str = "outcome";
+/// Label key: why a request was rejected.
+pub const LABEL_REASON: &str = "reason";
+/// Capability label of the default route.
+pub const DEFAULT_CAPABILITY: &str = "default";
+
+/// Status classes, in counter index order.
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+/// Latency buckets, seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Handles for one capability and side.
+#[derive(Debug, Clone)]
+pub struct SideMetrics {
+    by_class: [Counter; 6],
+    /// Time to response head.
+    pub duration: Histogram,
+    /// Requests in flight.
+    pub in_flight: Gauge,
+}
+
+impl SideMetrics {
+    /// Counts a response by its status.
+    pub fn count_status(&self, status: u16) {
+        let i = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            _ => 4,
+        };
+        self.by_class[i].inc();
+    }
+
+    /// Counts a request that got no upstream response.
+    pub fn count_error(&self) {
+        self.by_class[5].inc();
+    }
+}
+
+/// The gateway's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `[legacy, new]` per capability, in table order; the default route last.
+    sides: Vec<[SideMetrics; 2]>,
+    toggle_state: Family<Labels, Gauge>,
+    toggle_percent: Family<Labels, Gauge>,
+    /// Admin change attempts by outcome.
+    pub changes: Family<Labels, Counter>,
+    /// Store readiness.
+    pub store_ready: Gauge,
+    rejected: Family<Labels, Counter>,
+    names: Vec<String>,
+}
+
+impl Metrics {
+    /// Registers every metric for the table's capabilities.
+    pub fn new(table: &RouteTable) -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        let duration =
+            Family::<Labels, Histogram>::new_with_constructor(new_histogram as fn() -> Histogram);
+        let in_flight = Family::<Labels, Gauge>::default();
+        let mut names: Vec<String> = table
+            .capabilities
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        names.push(DEFAULT_CAPABILITY.to_string());
+        let sides = names
+            .iter()
+            .map(|name| {
+                [Side::Legacy, Side::New].map(|side| {
+                    let base = vec![
+                        (LABEL_CAPABILITY, name.clone()),
+                        (LABEL_SIDE, side.as_str().to_string()),
+                    ];
+                    SideMetrics {
+                        by_class: CLASSES.map(|class| {
+                            let mut l = base.clone();
+                            l.push((LABEL_CLASS, class.to_string()));
+                            requests.get_or_create(&l).clone()
+                        }),
+                        duration: duration.get_or_create(&base).clone(),
+                        in_flight: in_flight.get_or_create(&base).clone(),
+                    }
+                })
+            })
+            .collect();
+        registry.register(
+            REQUESTS,
+            "Proxied requests by capability, side and status class",
+            requests,
+        );
+        registry.register(
+            REQUEST_DURATION_SECONDS,
+            "Time to the upstream response head",
+            duration,
+        );
+        registry.register(
+            IN_FLIGHT,
+            "Requests whose response is still streaming",
+            in_flight,
+        );
+        let toggle_state = Family::<Labels, Gauge>::default();
+        let toggle_percent = Family::<Labels, Gauge>::default();
+        let changes = Family::<Labels, Counter>::default();
+        let rejected = Family::<Labels, Counter>::default();
+        let store_ready = Gauge::default();
+        registry.register(
+            TOGGLE_STATE,
+            "1 for the capability's current toggle state",
+            toggle_state.clone(),
+        );
+        registry.register(
+            TOGGLE_PERCENT,
+            "Toggle percentage (share to new or shadow sample)",
+            toggle_percent.clone(),
+        );
+        registry.register(
+            TOGGLE_CHANGES,
+            "Admin toggle change attempts by outcome",
+            changes.clone(),
+        );
+        registry.register(
+            STORE_READY,
+            "1 while the toggle store accepts changes",
+            store_ready.clone(),
+        );
+        registry.register(
+            REJECTED,
+            "Requests refused before routing, by reason",
+            rejected.clone(),
+        );
+        Metrics {
+            registry,
+            sides,
+            toggle_state,
+            toggle_percent,
+            changes,
+            store_ready,
+            rejected,
+            names,
+        }
+    }
+
+    /// Handles for a capability (`None`: the default route) and side.
+    pub fn side(&self, capability: Option<usize>, side: Side) -> &SideMetrics {
+        let i = capability
+            .unwrap_or(self.sides.len() - 1)
+            .min(self.sides.len() - 1);
+        &self.sides[i][side as usize]
+    }
+
+    /// Publishes the toggle states.
+    pub fn set_toggles(&self, toggles: &Toggles) {
+        for (i, name) in self.names.iter().enumerate().take(self.names.len() - 1) {
+            let state = toggles.state(i);
+            for s in ToggleState::NAMES {
+                let labels = vec![
+                    (LABEL_CAPABILITY, name.clone()),
+                    (LABEL_STATE, s.to_string()),
+                ];
+                self.toggle_state
+                    .get_or_create(&labels)
+                    .set(i64::from(state.name() == s));
+            }
+            let percent = match state {
+                ToggleState::Legacy => 0,
+                ToggleState::New => 100,
+                ToggleState::Percent { percent } | ToggleState::Shadow { percent } => percent,
+            };
+            self.toggle_percent
+                .get_or_create(&vec![(LABEL_CAPABILITY, name.clone())])
+                .set(i64::from(percent));
+        }
+    }
+
+    /// Counts an admin change attempt.
+    pub fn count_change(&self, outcome: &'static str) {
+        self.changes
+            .get_or_create(&vec![(LABEL_OUTCOME, outcome.to_string())])
+            .inc();
+    }
+
+    /// Counts a request refused before routing.
+    pub fn count_rejected(&self, reason: &'static str) {
+        self.rejected
+            .get_or_create(&vec![(LABEL_REASON, reason.to_string())])
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn new_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}

@@ -1,0 +1,198 @@
+//! Header rewriting at the edge: hop-by-hop removal, `X-Forwarded-*`, `X-Request-Id` and W3C
+//! `traceparent`.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+
+/// Request id header, kept when the client sent a usable one, generated otherwise.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// W3C trace context header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Longest request id kept from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and whatever `Connection` names.
+/// `TE: trailers` survives, as HTTP/2 upstreams (gRPC) need it.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in [
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    if !te_trailers {
+        headers.remove(header::TE);
+    }
+}
+
+/// Appends the client to `X-Forwarded-For`; sets `X-Forwarded-Proto` and `-Host` unless an outer
+/// proxy already did.
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&str>) {
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
+        None => HeaderValue::try_from(client.to_string()),
+    };
+    if let Ok(v) = xff {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok())
+    {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+}
+
+/// The request id: the client's when it is short printable ASCII, else a new random one (set in
+/// `headers` too).
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&REQUEST_ID)
+        && !v.is_empty()
+        && v.len() <= MAX_REQUEST_ID
+        && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        return v.clone();
+    }
+    let id = HeaderValue::try_from(format!("{:032x}", rand::random::<u128>()))
+        .unwrap_or(HeaderValue::from_static("unknown"));
+    headers.insert(REQUEST_ID, id.clone());
+    id
+}
+
+/// Keeps a valid `traceparent` as it is (the gateway records no spans of its own to a tracer,
+/// so the upstream's parent stays the caller's span); replaces a missing or malformed one with a
+/// new trace so the services behind still correlate. Returns the trace id.
+pub fn ensure_traceparent(headers: &mut HeaderMap) -> String {
+    if let Some(tid) = headers
+        .get(&TRACEPARENT)
+        .and_then(|v| valid_trace_id(v.as_bytes()))
+    {
+        return tid;
+    }
+    headers.remove(header::HeaderName::from_static("tracestate"));
+    let trace = format!("{:032x}", rand::random::<u128>() | 1);
+    let span = format!("{:016x}", rand::random::<u64>() | 1);
+    if let Ok(v) = HeaderValue::try_from(format!("00-{trace}-{span}-01")) {
+        headers.insert(TRACEPARENT, v);
+    }
+    trace
+}
+
+/// The trace id of a well-formed version-00 `traceparent`.
+fn valid_trace_id(v: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(v).ok()?;
+    let mut parts = s.split('-');
+    let (ver, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |p: &str, n: usize| {
+        p.len() == n
+            && p.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let ok = ver == "00"
+        && parts.next().is_none()
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    ok.then(|| trace.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    /// Hop-by-hop headers, including those named by `Connection`, never reach the other hop.
+    #[test]
+    fn removes_hop_by_hop_headers() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("upgrade", "h2c"),
+            ("te", "gzip"),
+            ("x-app", "kept"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, vec!["x-app"]);
+        let mut h = map(&[("te", "trailers")]);
+        remove_hop_by_hop(&mut h);
+        assert!(h.contains_key("te"));
+    }
+
+    /// X-Forwarded-For grows by the client; proto and host are set once.
+    #[test]
+    fn sets_forwarded_headers() {
+        let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
+        set_forwarded(&mut h, [10, 0, 0, 2].into(), Some("shop.example"));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "shop.example");
+    }
+
+    /// A valid traceparent passes unchanged; a bad one is replaced by a new, valid one.
+    #[test]
+    fn propagates_or_starts_traces() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = map(&[("traceparent", good)]);
+        assert_eq!(
+            ensure_traceparent(&mut h),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(h["traceparent"], good);
+        let mut h = map(&[("traceparent", "00-zz-00f067aa0ba902b7-01")]);
+        let trace = ensure_traceparent(&mut h);
+        assert_eq!(valid_trace_id(h["traceparent"].as_bytes()), Some(trace));
+    }
+
+    /// A client's request id is kept; a missing or unusable one is generated.
+    #[test]
+    fn keeps_or_generates_request_ids() {
+        let mut h = map(&[("x-request-id", "abc-123")]);
+        assert_eq!(ensure_request_id(&mut h), "abc-123");
+        let mut h = map(&[("x-request-id", "has space")]);
+        let id = ensure_request_id(&mut h);
+        assert_eq!(id.len(), 32);
+        assert_eq!(h["x-request-id"], id);
+    }
+}
