@@ -13,7 +13,7 @@
 //! ```text
 //! bulkhead.acquire()          full → Shed: 503 + Retry-After at once (or fall back, see retry)
 //!   breaker.try_call(now)     open → BreakerOpen: fall back to legacy or 503 + Retry-After
-//!     CallDeadlines::start    connect / first byte / whole request / idle timers
+//!     CallDeadlines::start    connect / first byte / whole request timers; TimedBody for idle
 //!       call the upstream
 //!     classify → AttemptFailure (or success); permit.success()/failure() if it
 //!                counts_against_upstream(); slo_guard.record_new/legacy(ok, latency, now)
@@ -31,6 +31,7 @@ pub mod bulkhead;
 pub mod config;
 pub mod retry;
 pub mod slo_guard;
+pub mod timed_body;
 pub mod timeouts;
 pub mod window;
 
@@ -43,4 +44,5 @@ pub use retry::{
     AttemptFailure, FallbackConfig, NotResendable, RequestFacts, RetryConfig, RetryPolicy,
 };
 pub use slo_guard::{Breach, SloGuard, SloGuardConfig, Verdict};
+pub use timed_body::{BodyTimedOut, TimedBody};
 pub use timeouts::{CallDeadlines, TimedOut, TimeoutConfig};

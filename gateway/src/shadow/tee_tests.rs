@@ -149,3 +149,86 @@ async fn size_hint_and_trailers_pass_through() {
         TeeOutcome::Complete(Bytes::from_static(b"ab"))
     );
 }
+
+/// Starts a real HTTP/1.1 server on 127.0.0.1:0 that answers each request with its own body.
+async fn echo_server() -> std::net::SocketAddr {
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let echo = service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                    let body = request.into_body().collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>(http::Response::new(Full::new(body)))
+                });
+                let io = TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, echo)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `body` to `addr` over a fresh HTTP/1.1 connection and returns the echoed bytes.
+async fn send<B>(addr: std::net::SocketAddr, body: B) -> Bytes
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let request = http::Request::post("/echo").body(body).expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+}
+
+/// Through a real hyper client and server, the primary upstream receives exactly the client's
+/// bytes for fixed-size and chunked bodies below and above the bound, and the copy matches.
+#[tokio::test]
+async fn real_http_primary_receives_original_bytes() {
+    let addr = echo_server().await;
+    let limit = 1_000;
+    for (len, chunk) in [
+        (0, 0),
+        (10, 0),
+        (1_000, 0),
+        (5_000, 0),
+        (999, 64),
+        (50_000, 4_096),
+    ] {
+        let original = body_of(len);
+        let (echoed, outcome) = if chunk == 0 {
+            let (primary, copy) = tee(Full::new(Bytes::from(original.clone())), limit);
+            (send(addr, primary).await, copy.outcome().await)
+        } else {
+            let (primary, copy) = tee(chunked(&original, chunk), limit);
+            (send(addr, primary).await, copy.outcome().await)
+        };
+        assert_eq!(
+            echoed.as_ref(),
+            original.as_slice(),
+            "len {len} chunk {chunk}"
+        );
+        let want = if len <= limit {
+            TeeOutcome::Complete(Bytes::from(original))
+        } else {
+            TeeOutcome::OverBound { limit }
+        };
+        assert_eq!(outcome, want, "len {len} chunk {chunk}");
+    }
+}
