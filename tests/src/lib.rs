@@ -11,6 +11,7 @@
 //! `deploy/local/up`), and [`wait_for`] is the only way a test waits: on a condition, with a
 //! deadline, never on a fixed sleep.
 
+pub mod demo;
 mod kafka;
 mod postgres;
 mod registry;
