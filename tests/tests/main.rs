@@ -2,4 +2,5 @@
 //! (`deploy/local/up`).
 
 mod deploy;
+mod journey;
 mod smoke;
