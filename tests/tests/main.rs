@@ -2,5 +2,6 @@
 //! (`deploy/local/up`).
 
 mod deploy;
+mod gateway;
 mod journey;
 mod smoke;
