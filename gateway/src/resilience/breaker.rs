@@ -344,6 +344,13 @@ pub struct BreakerOpen {
     pub retry_in: Duration,
 }
 
+impl BreakerOpen {
+    /// `Retry-After` header value in whole seconds, at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_in.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
 /// A breaker shared by all calls to one upstream.
 #[derive(Debug, Clone)]
 pub struct SharedBreaker {

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -177,6 +177,19 @@ impl AttemptFailure {
     /// True when the failure is the upstream's and must be reported to its breaker.
     pub fn counts_against_upstream(self) -> bool {
         !matches!(self, Self::BreakerOpen | Self::Shed)
+    }
+
+    /// The status of the fast answer when the request is neither retried nor sent to legacy:
+    /// 502 (could not connect), 503 (breaker open or shed: add `Retry-After`), 504 (no response
+    /// in time). `None` when the upstream's own response is relayed (5xx) or the response had
+    /// already started (the connection to the client is cut instead).
+    pub fn fail_fast_status(self) -> Option<StatusCode> {
+        match self {
+            Self::Connect => Some(StatusCode::BAD_GATEWAY),
+            Self::BreakerOpen | Self::Shed => Some(StatusCode::SERVICE_UNAVAILABLE),
+            Self::NoResponse => Some(StatusCode::GATEWAY_TIMEOUT),
+            Self::ServerError(_) | Self::AfterResponseStarted => None,
+        }
     }
 }
 

@@ -225,3 +225,24 @@ fn validate_refuses_budget_settings_that_would_panic() {
         assert_eq!(keys, vec![key.to_owned()], "{cfg:?}");
     }
 }
+
+/// Requests that cannot be resent get a fast answer whose status says what went wrong.
+#[test]
+fn fail_fast_status_names_the_failure() {
+    use AttemptFailure::*;
+    let cases = [
+        (Connect, Some(502)),
+        (BreakerOpen, Some(503)),
+        (Shed, Some(503)),
+        (NoResponse, Some(504)),
+        (ServerError(500), None),
+        (AfterResponseStarted, None),
+    ];
+    for (failure, want) in cases {
+        assert_eq!(
+            failure.fail_fast_status().map(|s| s.as_u16()),
+            want,
+            "{failure:?}"
+        );
+    }
+}

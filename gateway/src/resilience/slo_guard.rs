@@ -8,8 +8,9 @@
 //! - the baseline is legacy's own figures when legacy has `min_samples` calls in the window,
 //!   otherwise the absolute ceilings `max_error_rate` / `max_p99` (a capability at 100 % new
 //!   sends legacy nothing to compare with);
-//! - new breaches when its error rate exceeds the baseline's by more than `error_rate_margin`,
-//!   or its p99 exceeds the baseline's p99 × (1 + `p99_margin`) + `p99_slack`.
+//! - against legacy, new breaches when its error rate exceeds legacy's by more than
+//!   `error_rate_margin`, or its p99 exceeds legacy's p99 × (1 + `p99_margin`) + `p99_slack`;
+//!   against the ceilings, when it exceeds `max_error_rate` or `max_p99` themselves.
 //!
 //! A [`Breach`] carries every figure that led to it, ready for the audit record, the metric and
 //! the error-level log line; the caller rolls the capability back and calls [`SloGuard::reset`].

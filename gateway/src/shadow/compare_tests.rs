@@ -294,3 +294,28 @@ fn long_values_are_shortened() {
     assert_eq!(shown.chars().count(), MAX_RENDERED_VALUE + 1);
     assert!(shown.ends_with('…'));
 }
+
+proptest::proptest! {
+    /// A JSON document always matches itself re-serialised with its object keys in another
+    /// order, and never matches after one leaf value is changed.
+    #[test]
+    fn key_order_never_matters_but_values_do(
+        entries in proptest::collection::btree_map("[a-z]{1,6}", 0i64..1_000, 1..12),
+        changed in 0usize..12,
+    ) {
+        let forward: Vec<String> = entries.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        let backward: Vec<String> = forward.iter().rev().cloned().collect();
+        let legacy = json(&format!("{{{}}}", forward.join(",")));
+        let reordered = json(&format!("{{{}}}", backward.join(",")));
+        let comparator = Comparator::new(&CompareConfig::default(), "compare").expect("valid");
+        proptest::prop_assert!(comparator.compare(&legacy, &reordered).is_match());
+        let (key, value) = entries.iter().nth(changed % entries.len()).expect("non-empty");
+        let mut altered = entries.clone();
+        altered.insert(key.clone(), value + 1);
+        let body: Vec<String> = altered.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        let new = json(&format!("{{{}}}", body.join(",")));
+        let comparison = comparator.compare(&legacy, &new);
+        let want = format!("body /{key}");
+        proptest::prop_assert_eq!(locations(&comparison), vec![want.as_str()]);
+    }
+}

@@ -23,6 +23,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
 
+use super::gate::SkipReason;
+
 /// What the shadow gets from the tee.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TeeOutcome {
@@ -35,6 +37,17 @@ pub enum TeeOutcome {
     },
     /// The primary body failed or was dropped before its end: skip the shadow call.
     Aborted,
+}
+
+impl TeeOutcome {
+    /// The body for the shadow call, or why the shadow call is skipped (to be counted).
+    pub fn into_body(self) -> Result<Bytes, SkipReason> {
+        match self {
+            Self::Complete(body) => Ok(body),
+            Self::OverBound { .. } => Err(SkipReason::BodyOverBound),
+            Self::Aborted => Err(SkipReason::BodyAborted),
+        }
+    }
 }
 
 /// The shadow's side of a tee: resolves once the primary body has ended or the copy was given up.

@@ -232,3 +232,50 @@ async fn real_http_primary_receives_original_bytes() {
         assert_eq!(outcome, want, "len {len} chunk {chunk}");
     }
 }
+
+/// Each tee outcome maps to the shadow body or to the skip reason that gets counted.
+#[test]
+fn outcome_maps_to_body_or_skip_reason() {
+    let cases = [
+        (
+            TeeOutcome::Complete(Bytes::from_static(b"x")),
+            Ok(Bytes::from_static(b"x")),
+        ),
+        (
+            TeeOutcome::OverBound { limit: 1 },
+            Err(SkipReason::BodyOverBound),
+        ),
+        (TeeOutcome::Aborted, Err(SkipReason::BodyAborted)),
+    ];
+    for (outcome, want) in cases {
+        assert_eq!(outcome.clone().into_body(), want, "{outcome:?}");
+    }
+}
+
+proptest::proptest! {
+    /// For any body, chunking and bound, the primary gets the original bytes unchanged and the
+    /// copy is the whole body exactly when it fits.
+    #[test]
+    fn any_body_any_chunking_any_bound(
+        len in 0usize..6_000,
+        chunk in 1usize..2_000,
+        limit in 0usize..4_000,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let original = body_of(len);
+        let (received, outcome) = runtime.block_on(async {
+            let (primary, copy) = tee(chunked(&original, chunk), limit);
+            let received = primary.collect().await.expect("infallible").to_bytes();
+            (received, copy.outcome().await)
+        });
+        proptest::prop_assert_eq!(received.as_ref(), original.as_slice());
+        let want = if len <= limit {
+            TeeOutcome::Complete(Bytes::from(original.clone()))
+        } else {
+            TeeOutcome::OverBound { limit }
+        };
+        proptest::prop_assert_eq!(outcome, want);
+    }
+}
