@@ -39,19 +39,22 @@ pin_project! {
         #[pin]
         request_timer: Sleep,
         idle: Duration,
+        waiting: bool,
         finished: bool,
     }
 }
 
 impl<B> TimedBody<B> {
-    /// Wraps `body`: each chunk must come within `idle` of the previous one (or of now), and
-    /// the body must end by `finish_by`.
+    /// Wraps `body`: once it is polled and has nothing ready, the next chunk must come within
+    /// `idle`; and the body must end by `finish_by`. Time the client spends not reading (back
+    /// pressure) is not counted as upstream idleness.
     pub fn new(body: B, idle: Duration, finish_by: Instant) -> Self {
         Self {
             inner: body,
             idle_timer: tokio::time::sleep(idle),
             request_timer: tokio::time::sleep_until(finish_by),
             idle,
+            waiting: false,
             finished: false,
         }
     }
@@ -74,13 +77,17 @@ where
             return Poll::Ready(None);
         }
         match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
+            Poll::Ready(frame) => {
+                *this.waiting = false;
+                return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
+            }
+            Poll::Pending if !*this.waiting => {
+                // The idle clock starts when we begin waiting on the upstream, not at the last
+                // chunk: a client that reads slowly must not make the upstream look idle.
+                *this.waiting = true;
                 let next = Instant::now() + *this.idle;
                 this.idle_timer.as_mut().reset(next);
-                return Poll::Ready(Some(Ok(frame)));
             }
-            Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
-            Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {}
         }
         let fired = if this.request_timer.poll(cx).is_ready() {
@@ -194,6 +201,34 @@ mod tests {
         assert_eq!(phase_of(&error), Some(TimedOut::Request));
         assert_eq!(started.elapsed(), Duration::from_millis(5_500));
         assert_eq!(chunks, 5);
+    }
+
+    /// A client that stops reading for longer than `idle` does not make the upstream look idle.
+    #[tokio::test(start_paused = true)]
+    async fn slow_reader_is_not_upstream_idleness() {
+        let (sender, body) = channel_body();
+        let started = Instant::now();
+        let mut body = std::pin::pin!(TimedBody::new(
+            body,
+            Duration::from_secs(2),
+            started + Duration::from_secs(60),
+        ));
+        sender
+            .send(Ok(Frame::data(Bytes::from_static(b"a"))))
+            .await
+            .expect("open");
+        let _ = body.frame().await.expect("frame").expect("data");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let upstream = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender
+                .send(Ok(Frame::data(Bytes::from_static(b"b"))))
+                .await
+                .expect("open");
+        });
+        let second = body.frame().await.expect("frame").expect("no idle timeout");
+        assert_eq!(second.into_data().ok(), Some(Bytes::from_static(b"b")));
+        upstream.await.expect("task");
     }
 
     /// A body that ends in time passes through whole, with no error.

@@ -61,6 +61,7 @@ pub enum ShadowAdmission {
 #[derive(Debug, Clone)]
 pub struct ShadowGate {
     methods: Vec<Method>,
+    capacity: usize,
     slots: Arc<Semaphore>,
 }
 
@@ -68,15 +69,15 @@ impl ShadowGate {
     /// A gate with every slot free. Methods that do not parse are left out (`validate()`
     /// reports them).
     pub fn new(config: &ShadowConfig) -> Self {
+        let capacity = config.max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             methods: config
                 .methods
                 .iter()
                 .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                 .collect(),
-            slots: Arc::new(Semaphore::new(
-                config.max_concurrent.clamp(1, Semaphore::MAX_PERMITS),
-            )),
+            capacity,
+            slots: Arc::new(Semaphore::new(capacity)),
         }
     }
 
@@ -96,8 +97,8 @@ impl ShadowGate {
     }
 
     /// Shadow calls in flight.
-    pub fn in_flight(&self, config: &ShadowConfig) -> usize {
-        config.max_concurrent.clamp(1, Semaphore::MAX_PERMITS) - self.slots.available_permits()
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.slots.available_permits()
     }
 }
 
@@ -154,13 +155,9 @@ mod tests {
     #[test]
     fn saturated_gate_drops_shadows() {
         let gate = gate(2);
-        let config = ShadowConfig {
-            max_concurrent: 2,
-            ..ShadowConfig::default()
-        };
         let first = gate.admit(&Method::GET, 100.0, 0.0);
         let _second = gate.admit(&Method::GET, 100.0, 0.0);
-        assert_eq!(gate.in_flight(&config), 2);
+        assert_eq!(gate.in_flight(), 2);
         assert_eq!(
             outcome(&gate.admit(&Method::GET, 100.0, 0.0)),
             Some(SkipReason::Saturated)
