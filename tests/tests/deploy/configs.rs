@@ -4,6 +4,7 @@
 use super::files::read;
 
 const GATEWAY_CONFIGS: [&str; 2] = ["deploy/k8s/gateway.toml", "deploy/compose/gateway.toml"];
+const BRIDGE_CONFIGS: [&str; 2] = ["deploy/k8s/bridge.toml", "deploy/compose/bridge.toml"];
 
 /// Every shipped gateway config parses and validates with the gateway's own `Config`.
 #[test]
@@ -13,5 +14,16 @@ fn gateway_configs_pass_the_gateways_validation() {
             .unwrap_or_else(|problems| panic!("{file}: {problems:?}"));
         let problems = config.validate();
         assert!(problems.is_empty(), "{file}: {problems:?}");
+    }
+}
+
+/// Every shipped bridge config parses and validates with the bridge's own `Config`, without
+/// environment overrides.
+#[test]
+fn bridge_configs_pass_the_bridges_validation() {
+    for file in BRIDGE_CONFIGS {
+        if let Err(e) = cdc_bridge::config::Config::from_toml(&read(file), |_| None) {
+            panic!("{file}: {e} ({e:?})");
+        }
     }
 }
