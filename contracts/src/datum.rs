@@ -63,8 +63,10 @@ impl FieldValue {
 
 /// A Rust type that can be an event field.
 pub trait AvroField: Sized {
-    /// What the field expects, for error messages ("text", "optional text", ...).
+    /// What the field takes: "text", "int", "timestamp", "money" or "map".
     const EXPECTS: &'static str;
+    /// Whether the field may be null (an optional field, default null).
+    const OPTIONAL: bool = false;
     /// Appends the Avro binary datum.
     fn write(&self, out: &mut Vec<u8>);
     /// The apache-avro value of the field (tests and the slow path).
@@ -239,7 +241,8 @@ impl AvroField for BTreeMap<String, String> {
 
 /// Optional fields are the union `["null", T]` with default null.
 impl<T: AvroField> AvroField for Option<T> {
-    const EXPECTS: &'static str = "optional value";
+    const EXPECTS: &'static str = T::EXPECTS;
+    const OPTIONAL: bool = true;
     fn write(&self, out: &mut Vec<u8>) {
         match self {
             None => out.push(0),

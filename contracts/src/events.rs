@@ -68,7 +68,12 @@ macro_rules! events {
                 match self { $( EventKind::$name => &[ $( stringify!($field), )* ], )* }
             }
 
-            /// What each payload field takes ("text", "money", "optional value", ...).
+            /// Whether each payload field is optional (may be null).
+            pub fn field_optional(self) -> &'static [bool] {
+                match self { $( EventKind::$name => &[ $( <$ty as AvroField>::OPTIONAL, )* ], )* }
+            }
+
+            /// What each payload field takes: "text", "int", "timestamp", "money" or "map".
             pub fn field_expects(self) -> &'static [&'static str] {
                 match self { $( EventKind::$name => &[ $( <$ty as AvroField>::EXPECTS, )* ], )* }
             }
