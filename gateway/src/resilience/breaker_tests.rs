@@ -261,3 +261,41 @@ fn validate_names_bad_keys() {
     }
     assert!(config().validate("b").is_empty());
 }
+
+/// Under real concurrent tasks, a half-open breaker lets exactly `half_open_probes` calls through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_get_exactly_the_probe_slots() {
+    let t0 = Instant::now();
+    let shared = SharedBreaker::new(
+        BreakerConfig {
+            half_open_probes: 3,
+            ..config()
+        },
+        t0,
+    );
+    for _ in 0..3 {
+        shared.try_call(t0).expect("closed").failure(t0);
+    }
+    let later = t0 + Duration::from_secs(6);
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (shared, start) = (shared.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                shared.try_call(later).ok()
+            })
+        })
+        .collect();
+    let mut probes = Vec::new();
+    for task in tasks {
+        probes.extend(task.await.expect("task"));
+    }
+    assert_eq!(probes.len(), 3);
+    assert!(probes.iter().all(BreakerPermit::is_probe));
+    assert_eq!(shared.snapshot(later).probes_in_flight, 3);
+    for probe in probes {
+        probe.success(later);
+    }
+    assert_eq!(shared.snapshot(later).state, BreakerState::Closed);
+}

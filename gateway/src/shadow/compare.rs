@@ -332,14 +332,14 @@ impl Comparator {
                 .push(i);
             }
         }
-        for (only_legacy, only_new) in counts.values() {
-            let surplus = only_legacy.len().abs_diff(only_new.len());
-            let (from_legacy, indexes) = if only_legacy.len() > only_new.len() {
-                (true, &only_legacy[only_new.len()..])
+        for (in_legacy, in_new) in counts.values() {
+            // Equal elements pair off; only the surplus on either side is a difference.
+            let (from_legacy, surplus) = if in_legacy.len() > in_new.len() {
+                (true, &in_legacy[in_new.len()..])
             } else {
-                (false, &only_new[only_legacy.len()..])
+                (false, &in_new[in_legacy.len()..])
             };
-            for &i in indexes.iter().take(surplus) {
+            for &i in surplus {
                 path.push(i.to_string());
                 let shown = if from_legacy { &legacy[i] } else { &new[i] };
                 let rendered = Some(self.render_value(path, shown));
