@@ -1,5 +1,9 @@
-//! `cdc-bridge` command line.
+//! `cdc-bridge` command line; see [`cdc_bridge::cli`].
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("cdc-bridge: not built yet; see issue 6")
+fn main() {
+    if let Err(e) = cdc_bridge::cli::main_with_args(std::env::args_os()) {
+        let e = anyhow::Error::new(e);
+        eprintln!("cdc-bridge: {e:#}");
+        std::process::exit(1);
+    }
 }

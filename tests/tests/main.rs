@@ -1,6 +1,7 @@
 //! The end-to-end test binary: one module per area, all against the real local stack
 //! (`deploy/local/up`).
 
+mod bridge;
 mod deploy;
 mod gateway;
 mod journey;

@@ -1,0 +1,212 @@
+//! The command line: `run` (stream, with metrics and health), `check` (pre-flight, one line per
+//! failure), `snapshot` (re-copy one table on demand), `status` (slot lag and committed LSN).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+
+use crate::checkpoint::{self, format_lsn};
+use crate::config::{Config, ConfigError};
+use crate::error::BridgeError;
+use crate::observability::Telemetry;
+use crate::session::{self, Shared, error_chain};
+use crate::{http, pg, preflight, snapshot};
+
+/// Streams the legacy database's committed transactions into Kafka as Avro domain events.
+#[derive(Debug, Parser)]
+#[command(name = "cdc-bridge", version)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "FIG_BRIDGE_CONFIG",
+        default_value = "cdc-bridge.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Stream (or wait as standby while another instance holds the slot).
+    Run,
+    /// Pre-flight checks; each failure is one line saying what to run.
+    Check,
+    /// Re-copy one mapped table into Kafka (events marked as snapshot), for repairs and new
+    /// consumers. Runs beside a streaming bridge.
+    Snapshot {
+        /// The table, `schema.table` or `table`.
+        #[arg(long)]
+        table: String,
+    },
+    /// Slot lag, WAL status and the last LSN committed to Kafka.
+    Status,
+}
+
+/// Why the command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad configuration.
+    #[error("configuration")]
+    Config(#[from] ConfigError),
+    /// The mapping file is invalid.
+    #[error("ACL mapping {path}: {message}")]
+    Mapping {
+        /// Its path.
+        path: PathBuf,
+        /// The ACL's message (names the key path).
+        message: String,
+    },
+    /// The bridge stopped.
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+    /// `check` found problems.
+    #[error("{0} pre-flight check(s) failed")]
+    ChecksFailed(usize),
+    /// Usage or I/O.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Parses `args` and runs the command on a new runtime.
+pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> Result<(), CliError> {
+    let cli = Cli::try_parse_from(args).map_err(|e| match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            print!("{e}");
+            std::process::exit(0)
+        }
+        _ => CliError::Other(e.to_string()),
+    })?;
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Other(format!("starting the runtime: {e}")))?;
+    runtime.block_on(dispatch(cli))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,pg_walstream=warn,rdkafka=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("FIG_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(&cli.config)?;
+    let mapper = acl::Mapper::load(&config.mapping.path).map_err(|e| CliError::Mapping {
+        path: config.mapping.path.clone(),
+        message: error_chain(&e),
+    })?;
+    let shared = Arc::new(Shared::new(config, mapper, Telemetry::new()));
+    match cli.command {
+        Command::Run => run(shared).await,
+        Command::Check => check(&shared).await,
+        Command::Status => status(&shared).await,
+        Command::Snapshot { table } => Ok(snapshot::run_on_demand(&shared, &table).await?),
+    }
+}
+
+async fn run(shared: Arc<Shared>) -> Result<(), CliError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listener = tokio::net::TcpListener::bind(&shared.config.http.listen)
+        .await
+        .map_err(|e| CliError::Other(format!("http.listen {}: {e}", shared.config.http.listen)))?;
+    tracing::info!(listen = %shared.config.http.listen, "serving /metrics and /health");
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(http::serve(
+        listener,
+        shared.telemetry.clone(),
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: committing what is complete, aborting the rest");
+        let _ = stop_tx.send(true);
+    });
+    let result = session::supervise(shared, stop_rx).await;
+    server.abort();
+    if let Err(e) = &result {
+        tracing::error!(error = %error_chain(e), "bridge stopped");
+    }
+    Ok(result?)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn check(shared: &Shared) -> Result<(), CliError> {
+    let findings = preflight::check(shared).await;
+    for f in &findings {
+        println!("{f}");
+    }
+    if findings.is_empty() {
+        println!("ok: PostgreSQL, Kafka and the registry are ready for the bridge");
+        Ok(())
+    } else {
+        Err(CliError::ChecksFailed(findings.len()))
+    }
+}
+
+async fn status(shared: &Shared) -> Result<(), CliError> {
+    let cfg = &shared.config;
+    let client = pg::connect(&cfg.postgres.conn).await?;
+    match pg::slot_status(&client, &cfg.postgres.slot).await? {
+        None => println!("slot {}: missing", cfg.postgres.slot),
+        Some(s) => println!(
+            "slot {}: confirmed_flush {} lag {} bytes, retained {} bytes, wal_status {}, {}",
+            cfg.postgres.slot,
+            s.confirmed_flush,
+            s.lag_bytes,
+            s.retained_bytes,
+            s.wal_status,
+            s.active_pid.map_or("inactive".to_string(), |p| format!(
+                "streaming (walsender pid {p})"
+            )),
+        ),
+    }
+    let kafka = shared.kafka.clone();
+    let (topic, key) = (cfg.kafka.progress_topic.clone(), cfg.postgres.slot.clone());
+    let cp = tokio::task::spawn_blocking(move || checkpoint::read_checkpoint(&kafka, &topic, &key))
+        .await
+        .map_err(|e| CliError::Other(e.to_string()))??;
+    match cp {
+        None => println!(
+            "kafka: nothing committed yet for slot {}",
+            cfg.postgres.slot
+        ),
+        Some(cp) => println!(
+            "kafka: last committed legacy transaction at {} (resume after {})",
+            format_lsn(cp.commit_lsn),
+            format_lsn(cp.end_lsn)
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The transactional Kafka producer, as I/O only: enqueue records into the open transaction with
+//! bounded memory, commit, abort. Resolves only on delivery or commit, never on enqueue.
+
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::record::OutgoingRecord;
+use crate::error::BridgeError;
+
+/// Records enqueued but not yet acknowledged by the broker before the producer waits for the
+/// oldest one: with librdkafka's own queue limits, this bounds memory in huge transactions.
+pub const MAX_IN_FLIGHT: usize = 20_000;
+/// librdkafka's local queue limit (KiB).
+const QUEUE_MAX_KBYTES: &str = "32768";
+/// How long init, commit and abort may take.
+const TXN_OP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A producer with `transactional.id` set and transactions initialised.
+pub struct TransactionalProducer {
+    producer: FutureProducer,
+    in_flight: VecDeque<DeliveryFuture>,
+    open: bool,
+}
+
+/// Client settings shared by the producer, the admin client and the progress reader.
+pub fn client_config(
+    brokers: &str,
+    properties: &std::collections::BTreeMap<String, String>,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
+}
+
+impl TransactionalProducer {
+    /// Creates the producer and initialises transactions, fencing any older producer with the
+    /// same transactional id (a zombie of this bridge): its open transaction is aborted.
+    pub async fn start(
+        base: &ClientConfig,
+        transactional_id: &str,
+        transaction_timeout: Duration,
+    ) -> Result<Self, BridgeError> {
+        let mut config = base.clone();
+        config
+            .set("transactional.id", transactional_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "transaction.timeout.ms",
+                transaction_timeout.as_millis().to_string(),
+            )
+            .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)
+            .set("queue.buffering.max.messages", "100000")
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                transaction_timeout.as_millis().to_string(),
+            );
+        let producer: FutureProducer = config
+            .create()
+            .map_err(|e| BridgeError::kafka("creating the transactional producer", e))?;
+        let p = producer.clone();
+        blocking(move || p.init_transactions(TXN_OP_TIMEOUT))
+            .await
+            .map_err(|e| {
+                BridgeError::kafka(
+                    format!("initialising transactions for `{transactional_id}`"),
+                    e,
+                )
+            })?;
+        Ok(TransactionalProducer {
+            producer,
+            in_flight: VecDeque::new(),
+            open: false,
+        })
+    }
+
+    /// Whether a transaction is open.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Begins a transaction.
+    pub fn begin(&mut self) -> Result<(), BridgeError> {
+        self.producer
+            .begin_transaction()
+            .map_err(|e| BridgeError::kafka("beginning a transaction", e))?;
+        self.open = true;
+        Ok(())
+    }
+
+    /// Enqueues one record into the open transaction. Waits for the oldest deliveries when the
+    /// local queue or the in-flight window is full.
+    pub async fn send(&mut self, record: &OutgoingRecord) -> Result<(), BridgeError> {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.await_oldest().await?;
+        }
+        loop {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (k, v) in &record.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_slice()),
+                });
+            }
+            let mut fr: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&record.topic).headers(headers);
+            if let Some(k) = &record.key {
+                fr = fr.key(k.as_slice());
+            }
+            if let Some(p) = &record.payload {
+                fr = fr.payload(p.as_slice());
+            }
+            match self.producer.send_result(fr) {
+                Ok(delivery) => {
+                    self.in_flight.push_back(delivery);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    if self.in_flight.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    } else {
+                        self.await_oldest().await?;
+                    }
+                }
+                Err((e, _)) => {
+                    return Err(BridgeError::kafka(
+                        format!("producing to {}", record.topic),
+                        e,
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn await_oldest(&mut self) -> Result<(), BridgeError> {
+        let Some(oldest) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        match oldest.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, msg))) => Err(BridgeError::kafka(
+                format!("delivering to {}", rdkafka::Message::topic(&msg)),
+                e,
+            )),
+            Err(_) => Err(BridgeError::kafka("delivering", KafkaError::Canceled)),
+        }
+    }
+
+    /// Commits the open transaction: flushes, then makes everything in it visible at once.
+    pub async fn commit(&mut self) -> Result<(), BridgeError> {
+        let p = self.producer.clone();
+        let result = blocking(move || p.commit_transaction(TXN_OP_TIMEOUT)).await;
+        self.in_flight.clear();
+        self.open = false;
+        result.map_err(|e| BridgeError::kafka("committing the transaction", e))
+    }
+
+    /// Aborts the open transaction, if any; nothing of it becomes visible.
+    pub async fn abort(&mut self) -> Result<(), BridgeError> {
+        self.in_flight.clear();
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        let p = self.producer.clone();
+        blocking(move || p.abort_transaction(TXN_OP_TIMEOUT))
+            .await
+            .map_err(|e| BridgeError::kafka("aborting the transaction", e))
+    }
+}
+
+/// Runs a blocking librdkafka call off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
+) -> Result<T, KafkaError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or(Err(KafkaError::Canceled))
+}
