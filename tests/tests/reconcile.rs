@@ -24,6 +24,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_postgres::Client;
 
+#[path = "reconcile/bench.rs"]
+mod bench;
+
 const SLOT: &str = "fig_bridge";
 const LEGACY_SCHEMA: &str = include_str!("../../deploy/legacy/schema.sql");
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -129,19 +132,7 @@ impl World {
         let http = reqwest::Client::new();
         let mut records = Vec::new();
         for event in events {
-            let writer = event.writer(SubjectStrategy::TopicName);
-            let subject = SubjectStrategy::TopicName.subject(&self.topic.name, writer.record_name);
-            let id: serde_json::Value = http
-                .post(format!("{}/subjects/{subject}/versions", self.registry_url))
-                .header("content-type", "application/vnd.schemaregistry.v1+json")
-                .json(&serde_json::json!({ "schema": writer.schema_json }))
-                .send()
-                .await
-                .expect("registry")
-                .json()
-                .await
-                .expect("registry id");
-            let id = id["id"].as_u64().expect("id") as u32;
+            let id = register(&http, &self.registry_url, &self.topic.name, event).await;
             let mut datum = Vec::new();
             event
                 .encode(SubjectStrategy::TopicName, &mut datum)
@@ -183,6 +174,24 @@ impl World {
             .commit_transaction(Duration::from_secs(30))
             .expect("commit");
     }
+}
+
+/// Registers the writer of `event` under its subject for `topic` (TopicName strategy), like
+/// the bridge does, and returns the schema id.
+async fn register(http: &reqwest::Client, registry: &str, topic: &str, event: &DomainEvent) -> u32 {
+    let writer = event.writer(SubjectStrategy::TopicName);
+    let subject = SubjectStrategy::TopicName.subject(topic, writer.record_name);
+    let body: serde_json::Value = http
+        .post(format!("{registry}/subjects/{subject}/versions"))
+        .header("content-type", "application/vnd.schemaregistry.v1+json")
+        .json(&serde_json::json!({ "schema": writer.schema_json }))
+        .send()
+        .await
+        .expect("registry")
+        .json()
+        .await
+        .expect("registry id");
+    body["id"].as_u64().expect("id") as u32
 }
 
 fn now_micros() -> i64 {
@@ -525,4 +534,19 @@ async fn reconciliation_event_ids(w: &World, total: u64) -> Vec<String> {
         }
     }
     ids
+}
+
+/// Not a test: the seeding and reconciling steps of `deploy/bench/reconcile.sh`. Without
+/// `FIG_RECONCILE_BENCH` set it does nothing.
+#[test]
+#[ignore = "entry point of deploy/bench/reconcile.sh"]
+fn bench_process() {
+    let Ok(mode) = std::env::var("FIG_RECONCILE_BENCH") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::process::exit(runtime.block_on(bench::run(&mode)));
 }

@@ -21,6 +21,8 @@ use crate::sink::producer::client_config;
 
 /// How often reading logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Prefetched messages librdkafka may buffer (KiB): bounds the reader's memory.
+const PREFETCH_KBYTES: &str = "16384";
 /// How long metadata and watermark look-ups may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -143,7 +145,8 @@ fn consumer(opts: &ReconcileOptions) -> Result<StreamConsumer, ReconcileError> {
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        .set("queued.max.messages.kbytes", PREFETCH_KBYTES);
     config
         .create()
         .map_err(|e| ReconcileError::kafka("creating the order topic reader", e))
