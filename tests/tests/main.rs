@@ -5,4 +5,5 @@ mod bridge;
 mod deploy;
 mod gateway;
 mod journey;
+mod reconcile;
 mod smoke;
