@@ -11,7 +11,7 @@
 //!  COMMIT end_lsn=E ─────────▶ at a batch boundary (latency/rows bound):
 //!                               produce progress {L, E} ─────────────▶ progress topic, same txn
 //!                               commit_transaction ──────────────────▶ all of it visible at once
-//!  confirmed_flush = E ◀──────── acknowledge E, only after commit returned Ok
+//!  confirmed_flush = E ◀──────── acknowledge E (next status tick), only after commit returned Ok
 //! ```
 //!
 //! - The progress record (the last committed source LSN) travels **inside the same Kafka

@@ -260,8 +260,9 @@ async fn read_checkpoint(shared: &Shared) -> Result<Option<Checkpoint>, BridgeEr
     Ok(cp)
 }
 
-/// The reader: hands events to the publisher, acknowledges what it reports committed, and
-/// acknowledges the stream's position while nothing is in flight (idle slots do not pile up WAL).
+/// The reader: hands events to the publisher and, every `status_interval`, acknowledges what the
+/// publisher reports committed — or, while nothing is in flight, the stream's position, so idle
+/// slots do not pile up WAL.
 async fn read(
     source: &mut WalSource,
     tx: mpsc::Sender<WalEvent>,
@@ -276,18 +277,15 @@ async fn read(
         tokio::select! {
             biased;
             _ = shutdown.changed() => return Err(BridgeError::Shutdown),
-            changed = acked.changed() => {
-                if changed.is_err() {
+            _ = tick.tick() => {
+                if acked.has_changed().is_err() {
                     return Err(publisher_gone());
                 }
-                let lsn = *acked.borrow_and_update();
-                source.acknowledge(lsn).await?;
-            }
-            _ = tick.tick() => {
-                let committed = *acked.borrow();
-                if !source.in_transaction() && committed >= handed_over {
-                    source.acknowledge(source.received_lsn().max(committed)).await?;
-                }
+                let committed = *acked.borrow_and_update();
+                // Idle (nothing handed over is uncommitted, no transaction open): everything the
+                // server sent so far is either in Kafka or not ours, so its position may go too.
+                let idle = !source.in_transaction() && committed >= handed_over;
+                source.acknowledge(if idle { source.received_lsn().max(committed) } else { committed }).await?;
             }
             event = source.next() => {
                 let event = event?;

@@ -53,7 +53,7 @@ impl Setup {
 conn = "{conn}"
 slot = "{prefix}"
 publication = "{prefix}"
-status_interval = "200ms"
+{status_interval}
 slot_lag_interval = "500ms"
 standby_poll = "200ms"
 {extra_postgres}
@@ -79,6 +79,9 @@ path = "{mapping}"
 listen = "127.0.0.1:{http_port}"
 "#,
             conn = db.conn_string(),
+            // Acknowledgements go out once per status interval; tests that kill the bridge set a
+            // long one so kills land between a Kafka commit and its acknowledgement.
+            status_interval = if extra_postgres.contains("status_interval") { "" } else { r#"status_interval = "200ms""# },
             brokers = stack.kafka_brokers,
             registry = stack.registry_url,
             mapping = repo_path("acl/mappings/order_to_cash.toml").display(),
