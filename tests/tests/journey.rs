@@ -5,4 +5,5 @@
 
 mod apps;
 mod legacy_flow;
+mod migration;
 mod order_service;

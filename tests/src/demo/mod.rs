@@ -8,6 +8,7 @@
 //!
 //! - [`legacy`]: order-to-cash HTTP app on the reference legacy schema;
 //! - [`orders_service`]: the order-status capability rebuilt from domain events;
+//! - [`journey`]: load generator and the scripted migration through the gateway's admin API;
 //! - [`order_view`]: the JSON both answer `GET /orders/{id}` with;
 //! - [`pg_pool`]: a few shared database connections;
 //! - [`domain_event`]: events built the way the bridge builds them, for tests.
@@ -16,6 +17,7 @@
 //! modules; the end-to-end test `journey` runs the same code in-process.
 
 pub mod domain_event;
+pub mod journey;
 pub mod legacy;
 pub mod order_view;
 pub mod orders_service;

@@ -18,6 +18,10 @@ pub struct Running {
 }
 
 impl Running {
+    pub fn new(addr: SocketAddr, stop: oneshot::Sender<()>) -> Running {
+        Running { addr, _stop: stop }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -60,6 +60,8 @@ pub async fn consume(
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // Topics the bridge has not created yet are picked up within seconds, not minutes.
+        .set("topic.metadata.refresh.interval.ms", "2000")
         .create()
         .map_err(kafka("creating the consumer"))?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
