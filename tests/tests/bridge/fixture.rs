@@ -277,14 +277,6 @@ impl EventReader {
         }
     }
 
-    /// Reads whatever arrives within `window` (to prove nothing more comes).
-    pub async fn drain_for(&mut self, window: Duration) {
-        let start = std::time::Instant::now();
-        while start.elapsed() < window {
-            self.poll_once().await;
-        }
-    }
-
     /// Reads until every partition is at its end (for `read_committed`: its last stable
     /// offset), so nothing committed so far is left unread.
     pub async fn read_to_end(&mut self) {
