@@ -25,7 +25,10 @@ fn bridge_process() {
     };
     let args = ["cdc-bridge", "--config", config.as_str(), "run"].map(std::ffi::OsString::from);
     if let Err(e) = cdc_bridge::cli::main_with_args(args) {
-        eprintln!("bridge child stopped: {}", cdc_bridge::session::error_chain(&e));
+        eprintln!(
+            "bridge child stopped: {}",
+            cdc_bridge::session::error_chain(&e)
+        );
         std::process::exit(1);
     }
     std::process::exit(0);

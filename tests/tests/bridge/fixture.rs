@@ -44,8 +44,12 @@ impl Setup {
         let prefix = subjects.prefix.clone();
         let db = TestDb::create(tag).await.expect("create database");
         let legacy = db.connect().await.expect("connect");
-        let schema = std::fs::read_to_string(repo_path("deploy/legacy/schema.sql")).expect("read deploy/legacy/schema.sql");
-        legacy.batch_execute(&schema).await.expect("load the legacy schema");
+        let schema = std::fs::read_to_string(repo_path("deploy/legacy/schema.sql"))
+            .expect("read deploy/legacy/schema.sql");
+        legacy
+            .batch_execute(&schema)
+            .await
+            .expect("load the legacy schema");
         let http_port = free_port();
         let config = format!(
             r#"
@@ -81,14 +85,26 @@ listen = "127.0.0.1:{http_port}"
             conn = db.conn_string(),
             // Acknowledgements go out once per status interval; tests that kill the bridge set a
             // long one so kills land between a Kafka commit and its acknowledgement.
-            status_interval = if extra_postgres.contains("status_interval") { "" } else { r#"status_interval = "200ms""# },
+            status_interval = if extra_postgres.contains("status_interval") {
+                ""
+            } else {
+                r#"status_interval = "200ms""#
+            },
             brokers = stack.kafka_brokers,
             registry = stack.registry_url,
             mapping = repo_path("acl/mappings/order_to_cash.toml").display(),
         );
         let config_path = std::env::temp_dir().join(format!("{prefix}.toml"));
         std::fs::write(&config_path, config).expect("write bridge config");
-        Setup { db, legacy, prefix, config_path, http_port, stack, _subjects: subjects }
+        Setup {
+            db,
+            legacy,
+            prefix,
+            config_path,
+            http_port,
+            stack,
+            _subjects: subjects,
+        }
     }
 
     /// The topic events of `aggregate` go to.
@@ -104,29 +120,60 @@ listen = "127.0.0.1:{http_port}"
     /// Starts a bridge child process. `instance` > 0 gets another metrics port (standby).
     pub fn start_bridge(&self, instance: u16) -> Bridge {
         let exe = std::env::current_exe().expect("current test executable");
-        let log = std::env::temp_dir().join(format!("{}-bridge-{instance}-{}.log", self.prefix, unique_suffix()));
+        let log = std::env::temp_dir().join(format!(
+            "{}-bridge-{instance}-{}.log",
+            self.prefix,
+            unique_suffix()
+        ));
         let out = std::fs::File::create(&log).expect("create bridge log");
         let err = out.try_clone().expect("clone log handle");
-        let port = if instance == 0 { self.http_port } else { free_port() };
+        let port = if instance == 0 {
+            self.http_port
+        } else {
+            free_port()
+        };
         let child = Command::new(exe)
-            .args(["bridge::bridge_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "bridge::bridge_process",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_CONFIG_ENV, &self.config_path)
             .env("FIG_BRIDGE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info,cdc_bridge=debug,pg_walstream=warn,rdkafka=warn")
+            .env(
+                "RUST_LOG",
+                "info,cdc_bridge=debug,pg_walstream=warn,rdkafka=warn",
+            )
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
             .expect("spawn bridge child process");
-        Bridge { child: Some(child), log, port }
+        Bridge {
+            child: Some(child),
+            log,
+            port,
+        }
     }
 
     /// Waits until `bridge` answers ready (it holds the slot and streams).
     pub async fn wait_streaming(&self, bridge: &Bridge) {
         let url = format!("http://127.0.0.1:{}/health/ready", bridge.port);
-        wait_for(&format!("bridge ready (log: {})", bridge.log.display()), CATCH_UP, || {
-            let url = url.clone();
-            async move { reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(drop) }
-        })
+        wait_for(
+            &format!("bridge ready (log: {})", bridge.log.display()),
+            CATCH_UP,
+            || {
+                let url = url.clone();
+                async move {
+                    reqwest::get(&url)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(drop)
+                }
+            },
+        )
         .await;
     }
 
@@ -144,17 +191,31 @@ listen = "127.0.0.1:{http_port}"
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
         for t in [topic] {
-            let md = consumer.fetch_metadata(Some(t), Duration::from_secs(10)).expect("topic metadata");
+            let md = consumer
+                .fetch_metadata(Some(t), Duration::from_secs(10))
+                .expect("topic metadata");
             for topic in md.topics() {
                 assert!(!topic.partitions().is_empty(), "topic {t} does not exist");
                 for p in topic.partitions() {
-                    tpl.add_partition_offset(t, p.id(), Offset::Beginning).expect("assign");
+                    tpl.add_partition_offset(t, p.id(), Offset::Beginning)
+                        .expect("assign");
                 }
             }
         }
         consumer.assign(&tpl).expect("assign");
-        let partitions = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-        EventReader { consumer, partitions, at_end: HashSet::new(), registry: cdc_bridge::registry::SchemaRegistry::new(&self.stack.registry_url, "NONE"), schemas: HashMap::new(), received: Vec::new() }
+        let partitions = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        EventReader {
+            consumer,
+            partitions,
+            at_end: HashSet::new(),
+            registry: cdc_bridge::registry::SchemaRegistry::new(&self.stack.registry_url, "NONE"),
+            schemas: HashMap::new(),
+            received: Vec::new(),
+        }
     }
 
     /// Bytes of WAL between the current position and the slot's confirmed flush.
@@ -171,7 +232,10 @@ listen = "127.0.0.1:{http_port}"
     pub async fn slot_holder(&self) -> Option<i32> {
         let row = self
             .legacy
-            .query_opt("SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1", &[&self.prefix])
+            .query_opt(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.prefix],
+            )
             .await
             .expect("slot holder");
         row.and_then(|r| r.get(0))
@@ -184,14 +248,28 @@ impl Drop for Setup {
         let prefix = format!("{}.", self.prefix);
         let _ = std::fs::remove_file(&self.config_path);
         let _ = std::thread::spawn(move || {
-            let Ok(admin) = rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create::<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>() else {
+            let Ok(admin) = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create::<rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>>()
+            else {
                 return;
             };
-            let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(5)) else { return };
-            let names: Vec<String> = md.topics().iter().map(|t| t.name().to_string()).filter(|n| n.starts_with(&prefix)).collect();
+            let Ok(md) = admin.inner().fetch_metadata(None, Duration::from_secs(5)) else {
+                return;
+            };
+            let names: Vec<String> = md
+                .topics()
+                .iter()
+                .map(|t| t.name().to_string())
+                .filter(|n| n.starts_with(&prefix))
+                .collect();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                let _ = rt.block_on(admin.delete_topics(&refs, &rdkafka::admin::AdminOptions::new()));
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ =
+                    rt.block_on(admin.delete_topics(&refs, &rdkafka::admin::AdminOptions::new()));
             }
         })
         .join();
@@ -218,7 +296,12 @@ impl Bridge {
 
     /// A metric's value from `/metrics` (first line starting with `name`).
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port)).await.ok()?.text().await.ok()?;
+        let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.port))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
         body.lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.rsplit(' ').next())
@@ -228,13 +311,13 @@ impl Bridge {
 
 impl Drop for Bridge {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Ok(text) = std::fs::read_to_string(&self.log) {
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                eprintln!("--- last lines of {} ---", self.log.display());
-                for l in tail.iter().rev() {
-                    eprintln!("{l}");
-                }
+        if std::thread::panicking()
+            && let Ok(text) = std::fs::read_to_string(&self.log)
+        {
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
             }
         }
         self.kill9();
@@ -244,8 +327,6 @@ impl Drop for Bridge {
 /// One record read back.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// Topic.
-    pub topic: String,
     /// Key as text.
     pub key: String,
     /// Headers as text.
@@ -269,10 +350,20 @@ pub struct EventReader {
 
 impl EventReader {
     /// Reads until `done(&received)` holds, or panics with `what` after `deadline`.
-    pub async fn read_until(&mut self, what: &str, deadline: Duration, done: impl Fn(&[Received]) -> bool) {
+    pub async fn read_until(
+        &mut self,
+        what: &str,
+        deadline: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) {
         let start = std::time::Instant::now();
         while !done(&self.received) {
-            assert!(start.elapsed() < deadline, "gave up after {:?} waiting for: {what}; read {} records", start.elapsed(), self.received.len());
+            assert!(
+                start.elapsed() < deadline,
+                "gave up after {:?} waiting for: {what}; read {} records",
+                start.elapsed(),
+                self.received.len()
+            );
             self.poll_once().await;
         }
     }
@@ -282,7 +373,10 @@ impl EventReader {
     pub async fn read_to_end(&mut self) {
         let start = std::time::Instant::now();
         while self.partitions.iter().any(|p| !self.at_end.contains(p)) {
-            assert!(start.elapsed() < CATCH_UP, "partitions never reached their end");
+            assert!(
+                start.elapsed() < CATCH_UP,
+                "partitions never reached their end"
+            );
             self.poll_once().await;
         }
     }
@@ -303,10 +397,22 @@ impl EventReader {
             Some(Err(e)) => panic!("consumer error: {e}"),
             Some(Ok(m)) => m.detach(),
         };
-        self.at_end.remove(&(msg.topic().to_string(), msg.partition()));
+        self.at_end
+            .remove(&(msg.topic().to_string(), msg.partition()));
         let headers = msg
             .headers()
-            .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.map(|v| String::from_utf8_lossy(v).to_string()).unwrap_or_default())).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|x| {
+                        (
+                            x.key.to_string(),
+                            x.value
+                                .map(|v| String::from_utf8_lossy(v).to_string())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let value = msg.payload().map(<[u8]>::to_vec);
         let is_dead_letter = msg.topic().ends_with(".dead-letter");
@@ -315,8 +421,10 @@ impl EventReader {
             _ => None,
         };
         self.received.push(Received {
-            topic: msg.topic().to_string(),
-            key: msg.key().map(|k| String::from_utf8_lossy(k).to_string()).unwrap_or_default(),
+            key: msg
+                .key()
+                .map(|k| String::from_utf8_lossy(k).to_string())
+                .unwrap_or_default(),
             headers,
             event,
             value,
@@ -326,26 +434,39 @@ impl EventReader {
     async fn decode(&mut self, bytes: &[u8]) -> DomainEvent {
         let (id, datum) = contracts::wire::unframe(bytes).expect("Confluent wire header");
         if !self.schemas.contains_key(&id) {
-            let text = self.registry.schema_by_id(id).await.expect("schema by id from the registry");
+            let text = self
+                .registry
+                .schema_by_id(id)
+                .await
+                .expect("schema by id from the registry");
             let schema = apache_avro::Schema::parse_str(&text).expect("registered schema parses");
             self.schemas.insert(id, schema);
         }
-        DomainEvent::decode(&self.schemas[&id], datum).expect("event decodes with the registered writer schema")
+        DomainEvent::decode(&self.schemas[&id], datum)
+            .expect("event decodes with the registered writer schema")
     }
 
     /// Decoded events, in reading order.
     pub fn events(&self) -> Vec<&DomainEvent> {
-        self.received.iter().filter_map(|r| r.event.as_ref()).collect()
+        self.received
+            .iter()
+            .filter_map(|r| r.event.as_ref())
+            .collect()
     }
 }
 
 /// Absolute path of a file in the repository.
 pub fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn unique_suffix() -> String {

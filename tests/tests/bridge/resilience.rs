@@ -49,7 +49,9 @@ async fn kill_9_at_random_points_publishes_every_transaction_exactly_once() {
     let mut reader = setup.reader(&setup.topic("order"));
     let want = expected.len();
     reader
-        .read_until("every committed order exactly once", CATCH_UP, |r| order_ids(r, "OrderSubmitted").len() >= want)
+        .read_until("every committed order exactly once", CATCH_UP, |r| {
+            order_ids(r, "OrderSubmitted").len() >= want
+        })
         .await;
     reader.read_to_end().await;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -57,8 +59,14 @@ async fn kill_9_at_random_points_publishes_every_transaction_exactly_once() {
         *seen.entry(id).or_default() += 1;
     }
     let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(duplicates.is_empty(), "published more than once: {duplicates:?}");
-    let missing: Vec<_> = expected.iter().filter(|id| !seen.contains_key(&id.to_string())).collect();
+    assert!(
+        duplicates.is_empty(),
+        "published more than once: {duplicates:?}"
+    );
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|id| !seen.contains_key(&id.to_string()))
+        .collect();
     assert!(missing.is_empty(), "never published: {missing:?}");
     drop(bridge);
 }
@@ -73,15 +81,28 @@ async fn standby_takes_over_when_the_active_instance_dies() {
     setup.wait_streaming(&active).await;
     let standby: Bridge = setup.start_bridge(1);
     wait_for("standby answers /health/live", CATCH_UP, || async {
-        reqwest::get(format!("http://127.0.0.1:{}/health/live", standby.port)).await.ok().map(drop)
+        reqwest::get(format!("http://127.0.0.1:{}/health/live", standby.port))
+            .await
+            .ok()
+            .map(drop)
     })
     .await;
-    let ready = reqwest::get(format!("http://127.0.0.1:{}/health/ready", standby.port)).await.expect("standby ready probe");
-    assert_eq!(ready.status().as_u16(), 503, "the standby must not claim to stream");
+    let ready = reqwest::get(format!("http://127.0.0.1:{}/health/ready", standby.port))
+        .await
+        .expect("standby ready probe");
+    assert_eq!(
+        ready.status().as_u16(),
+        503,
+        "the standby must not claim to stream"
+    );
 
     insert_orders(&setup.legacy, "C1", &[1, 2, 3]).await;
     let mut reader = setup.reader(&setup.topic("order"));
-    reader.read_until("orders before takeover", CATCH_UP, |r| order_ids(r, "OrderSubmitted").len() >= 3).await;
+    reader
+        .read_until("orders before takeover", CATCH_UP, |r| {
+            order_ids(r, "OrderSubmitted").len() >= 3
+        })
+        .await;
 
     let before = setup.slot_holder().await;
     active.kill9();
@@ -92,11 +113,19 @@ async fn standby_takes_over_when_the_active_instance_dies() {
     })
     .await;
     insert_orders(&setup.legacy, "C1", &[7]).await;
-    reader.read_until("orders after takeover", CATCH_UP, |r| order_ids(r, "OrderSubmitted").len() >= 7).await;
+    reader
+        .read_until("orders after takeover", CATCH_UP, |r| {
+            order_ids(r, "OrderSubmitted").len() >= 7
+        })
+        .await;
     reader.read_to_end().await;
     let mut ids = order_ids(&reader.received, "OrderSubmitted");
     ids.sort();
-    assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7"], "each order exactly once across the takeover");
+    assert_eq!(
+        ids,
+        ["1", "2", "3", "4", "5", "6", "7"],
+        "each order exactly once across the takeover"
+    );
 }
 
 /// While nothing the publication covers changes, the slot's confirmed position follows the
@@ -104,7 +133,11 @@ async fn standby_takes_over_when_the_active_instance_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_slot_keeps_up_with_unrelated_wal() {
     let setup = Setup::new("bridle", r#"heartbeat_interval = "200ms""#, "").await;
-    setup.legacy.batch_execute("CREATE TABLE noise (id serial PRIMARY KEY, filler text)").await.expect("noise table");
+    setup
+        .legacy
+        .batch_execute("CREATE TABLE noise (id serial PRIMARY KEY, filler text)")
+        .await
+        .expect("noise table");
     let bridge = setup.start_bridge(0);
     setup.wait_streaming(&bridge).await;
     for round in 0..3 {
@@ -114,12 +147,20 @@ async fn an_idle_slot_keeps_up_with_unrelated_wal() {
             .batch_execute("INSERT INTO noise (filler) SELECT repeat(md5(g::text), 64) FROM generate_series(1, 4000) g")
             .await
             .expect("noise");
-        let lag = wait_for(&format!("slot lag back under 1 MiB after round {round}"), CATCH_UP, || async {
-            setup.slot_lag().await.filter(|lag| *lag < 1 << 20)
-        })
+        let lag = wait_for(
+            &format!("slot lag back under 1 MiB after round {round}"),
+            CATCH_UP,
+            || async { setup.slot_lag().await.filter(|lag| *lag < 1 << 20) },
+        )
         .await;
         assert!(lag >= 0);
     }
-    let metric = wait_for("slot lag metric", CATCH_UP, || bridge.metric("fig_bridge_slot_lag_bytes")).await;
-    assert!(metric < 8.0 * 1024.0 * 1024.0, "the slot lag metric follows the slot: {metric}");
+    let metric = wait_for("slot lag metric", CATCH_UP, || {
+        bridge.metric("fig_bridge_slot_lag_bytes")
+    })
+    .await;
+    assert!(
+        metric < 8.0 * 1024.0 * 1024.0,
+        "the slot lag metric follows the slot: {metric}"
+    );
 }
