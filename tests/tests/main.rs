@@ -6,4 +6,5 @@ mod deploy;
 mod gateway;
 mod journey;
 mod reconcile;
+mod security;
 mod smoke;
