@@ -77,19 +77,26 @@ pub async fn serve(
         .with_graceful_shutdown(stopped(stop_rx))
         .into_future(),
     );
-    let proxy = Arc::new(Proxy {
+    let proxy = ProxySettings {
         live: control.live(),
-        upstreams: Upstreams::new(),
         metrics,
         expose_side_header: config.expose_side_header,
         max_header_bytes: config.max_header_bytes,
-    });
+    };
     tracing::info!(public = ?public.local_addr().ok(), admin = ?admin_addr, "gateway serving");
-    run_public(public, proxy, shutdown, config.drain_timeout).await;
+    let served = run_public(
+        public,
+        proxy,
+        shutdown,
+        config.drain_timeout,
+        config.workers,
+    )
+    .await;
     let _ = stop_tx.send(true);
     if let Some(w) = watcher {
         w.abort();
     }
+    served?;
     match admin_task.await {
         Ok(Ok(())) | Err(_) => Ok(()),
         Ok(Err(e)) => Err(GatewayError::Admin(e)),
@@ -116,8 +123,80 @@ fn load_tokens(config: &Config) -> Result<Tokens, GatewayError> {
     Ok(tokens)
 }
 
-/// Accepts on the public listener until `shutdown`, then drains.
+/// What each public worker builds its [`Proxy`] from.
+struct ProxySettings {
+    live: Arc<arc_swap::ArcSwap<crate::control::Live>>,
+    metrics: Arc<Metrics>,
+    expose_side_header: bool,
+    max_header_bytes: usize,
+}
+
+impl ProxySettings {
+    /// A proxy with its own upstream pools (created on the runtime that will use them).
+    fn proxy(&self) -> Arc<Proxy> {
+        Arc::new(Proxy {
+            live: self.live.clone(),
+            upstreams: Upstreams::new(),
+            metrics: self.metrics.clone(),
+            expose_side_header: self.expose_side_header,
+            max_header_bytes: self.max_header_bytes,
+        })
+    }
+}
+
+/// Serves the public listener until `shutdown`: on this runtime when `workers` is 0, else on
+/// `workers` threads, each with a single-threaded runtime accepting from the same socket, so a
+/// request and its upstream call never hop between threads.
 async fn run_public(
+    listener: TcpListener,
+    settings: ProxySettings,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+    workers: usize,
+) -> Result<(), GatewayError> {
+    if workers == 0 {
+        accept_loop(listener, settings.proxy(), shutdown, drain).await;
+        return Ok(());
+    }
+    let listener = listener.into_std().map_err(GatewayError::Listener)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let settings = Arc::new(settings);
+    for i in 0..workers {
+        let listener = listener.try_clone().map_err(GatewayError::Listener)?;
+        let (settings, stop_rx, done_tx) = (settings.clone(), stop_rx.clone(), done_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("fig-gw-worker-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => return tracing::error!(error = %e, "cannot start a worker runtime"),
+                };
+                runtime.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(l) => accept_loop(l, settings.proxy(), stopped(stop_rx), drain).await,
+                        Err(e) => {
+                            tracing::error!(error = %e, "worker cannot use the public listener")
+                        }
+                    }
+                });
+                drop(done_tx);
+            })
+            .map_err(GatewayError::Listener)?;
+    }
+    drop(done_tx);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    // Every worker drops its sender when drained; `recv` then returns `None`.
+    while done_rx.recv().await.is_some() {}
+    Ok(())
+}
+
+/// Accepts on the public listener until `shutdown`, then drains.
+async fn accept_loop(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()>,

@@ -64,6 +64,11 @@ pub struct Config {
     /// Largest request head accepted, in bytes; larger heads get 400.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Public-listener worker threads, each with its own single-threaded runtime and upstream
+    /// pools (thread per core, like nginx's worker processes); 0 runs the public listener on
+    /// the caller's runtime.
+    #[serde(default)]
+    pub workers: usize,
     /// How long in-flight requests may finish after a shutdown signal.
     #[serde(default = "default_drain_timeout", with = "humantime_serde")]
     pub drain_timeout: Duration,

@@ -28,6 +28,9 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
+    /// The public listener could not be shared with the worker threads.
+    #[error("cannot hand the public listener to the worker threads")]
+    Listener(#[source] std::io::Error),
     /// The admin server failed.
     #[error("admin listener failed")]
     Admin(#[source] std::io::Error),

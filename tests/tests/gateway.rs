@@ -30,7 +30,9 @@ fn http() -> reqwest::Client {
 async fn toggle_flips_under_load_fail_no_request() {
     let (legacy, new) = (Backend::start("legacy").await, Backend::start("new").await);
     let dir = TempDir::new();
-    let gw = Gateway::start(&dir, &legacy.url, &orders(&dir, &new.url, "")).await;
+    // Two public workers (thread per core), as in production.
+    let config = format!("workers = 2\n{}", orders(&dir, &new.url, ""));
+    let gw = Gateway::start(&dir, &legacy.url, &config).await;
     let http = http();
     let epoch = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -475,6 +477,117 @@ async fn proxy_rewrites_headers_and_enforces_limits() {
             .await
             .expect("body")
             .contains("larger than 1024 bytes")
+    );
+    gw.shutdown().await;
+}
+
+/// A replica that loses its PostgreSQL store keeps serving its last table, reports not-ready and
+/// refuses changes with 503; when the database is back it becomes ready and accepts changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_that_loses_the_store_keeps_serving() {
+    let db = TestDb::create("gw_lost").await.expect("test database");
+    let (legacy, new) = (Backend::start("legacy").await, Backend::start("new").await);
+    let dir = TempDir::new();
+    let body = format!(
+        "[store]\nkind = \"postgres\"\nurl = \"{}\"\n[[capability]]\nname = \"orders\"\nnew = \"{}\"\nroutes = [{{ prefix = \"/orders\" }}]\n",
+        db.conn_string(),
+        new.url
+    );
+    let gw = Gateway::start(&dir, &legacy.url, &body).await;
+    let http = http();
+    assert_eq!(
+        gw.set(
+            &http,
+            Some(OPERATOR),
+            "orders",
+            json!({ "state": "new", "reason": "go" })
+        )
+        .await,
+        200
+    );
+    let (admin, connection) =
+        tokio_postgres::connect(&db.stack.pg_conn_string("postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("admin connection");
+    tokio::spawn(connection);
+    let block = format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name);
+    admin
+        .batch_execute(&block)
+        .await
+        .expect("block connections");
+    admin
+        .execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'fig-gateway'", &[&db.name])
+        .await
+        .expect("terminate the gateway's session");
+    let ready = |http: reqwest::Client, url: String| async move {
+        http.get(url).send().await.ok().map(|r| r.status().as_u16())
+    };
+    let ready_url = format!("{}/health/ready", gw.admin);
+    wait_for(
+        "not-ready after losing the store",
+        Duration::from_secs(5),
+        || {
+            let f = ready(http.clone(), ready_url.clone());
+            async move { (f.await == Some(503)).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        gw.side(&http, "/orders/1", &[])
+            .await
+            .expect("still serving")
+            .1,
+        "new",
+        "last known table"
+    );
+    assert_eq!(
+        gw.set(
+            &http,
+            Some(OPERATOR),
+            "orders",
+            json!({ "state": "legacy", "reason": "nope" })
+        )
+        .await,
+        503
+    );
+    assert_eq!(
+        gw.side(&http, "/orders/1", &[])
+            .await
+            .expect("still serving")
+            .1,
+        "new",
+        "refused change changed nothing"
+    );
+
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            db.name
+        ))
+        .await
+        .expect("unblock");
+    wait_for(
+        "ready again after the store is back",
+        Duration::from_secs(10),
+        || {
+            let f = ready(http.clone(), ready_url.clone());
+            async move { (f.await == Some(200)).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        gw.set(
+            &http,
+            Some(OPERATOR),
+            "orders",
+            json!({ "state": "legacy", "reason": "back" })
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        gw.side(&http, "/orders/1", &[]).await.expect("request").1,
+        "legacy"
     );
     gw.shutdown().await;
 }

@@ -53,7 +53,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Appends the client to `X-Forwarded-For`; sets `X-Forwarded-Proto` and `-Host` unless an outer
 /// proxy already did.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&str>) {
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<HeaderValue>) {
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
         None => HeaderValue::try_from(client.to_string()),
@@ -65,7 +65,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&str>
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     if !headers.contains_key(&X_FORWARDED_HOST)
-        && let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok())
+        && let Some(v) = host
     {
         headers.insert(X_FORWARDED_HOST, v);
     }
@@ -164,7 +164,11 @@ mod tests {
     #[test]
     fn sets_forwarded_headers() {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
-        set_forwarded(&mut h, [10, 0, 0, 2].into(), Some("shop.example"));
+        set_forwarded(
+            &mut h,
+            [10, 0, 0, 2].into(),
+            Some(HeaderValue::from_static("shop.example")),
+        );
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "shop.example");

@@ -58,18 +58,18 @@ impl Proxy {
         let request_id = headers::ensure_request_id(req.headers_mut());
         let trace_id = headers::ensure_traceparent(req.headers_mut());
         let live = self.live.load();
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .map(str::to_string);
+        // A HeaderValue clone shares its bytes: no allocation for the usual Host header.
+        let host: Option<HeaderValue> = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         let decision = {
             let parts = RequestParts {
                 method: req.method(),
                 path: req.uri().path(),
                 query: req.uri().query(),
-                host: host.as_deref(),
+                host: host.as_ref().and_then(|h| h.to_str().ok()),
                 headers: req.headers(),
                 client_ip: Some(client.ip()),
             };
@@ -109,7 +109,7 @@ impl Proxy {
 
         let (mut parts, body) = req.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        headers::set_forwarded(&mut parts.headers, client.ip(), host.as_deref());
+        headers::set_forwarded(&mut parts.headers, client.ip(), host);
         let pq = parts
             .uri
             .path_and_query()

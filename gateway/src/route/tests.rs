@@ -354,3 +354,14 @@ routes = [{ prefix = "orders" }, { path = "/a/{b", methods = ["G ET"] }, {}]
         Config::parse("legacy = \"http://l:1\"\nlisten_addr = \"x\"\n").expect_err("unknown key");
     assert!(unknown[0].message.contains("listen_addr"), "{unknown:?}");
 }
+
+/// The shipped example configuration is valid.
+#[test]
+fn example_config_is_valid() {
+    let text = include_str!("../../examples/gateway.toml").replace(
+        "secret_env = \"FIG_GATEWAY_FORCE_SECRET\"",
+        "secret = \"example\"",
+    );
+    let config = Config::parse(&text).expect("parses");
+    assert_eq!(config.validate(), vec![]);
+}
