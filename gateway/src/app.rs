@@ -18,8 +18,8 @@ use crate::config::{Config, TOKENS_ENV};
 use crate::control::ControlPlane;
 use crate::error::GatewayError;
 use crate::observability::Metrics;
-use crate::proxy::Proxy;
 use crate::proxy::upstream::Upstreams;
+use crate::proxy::{ClientConnection, Proxy};
 use crate::route::RouteTable;
 use crate::store::Store;
 
@@ -223,9 +223,10 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let proxy = proxy.clone();
+                let client = Arc::new(ClientConnection::new(peer));
                 let service = service_fn(move |req| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(req, peer).await) }
+                    let (proxy, client) = (proxy.clone(), client.clone());
+                    async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);

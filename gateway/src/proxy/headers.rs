@@ -2,7 +2,6 @@
 //! `traceparent`.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use std::net::IpAddr;
 
 /// Request id header, kept when the client sent a usable one, generated otherwise.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -53,12 +52,14 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Appends the client to `X-Forwarded-For`; sets `X-Forwarded-Proto` and `-Host` unless an outer
 /// proxy already did.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<HeaderValue>) {
+pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, host: Option<HeaderValue>) {
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
-        None => HeaderValue::try_from(client.to_string()),
+        Some(prev) => {
+            HeaderValue::try_from(format!("{prev}, {}", client.to_str().unwrap_or("unknown"))).ok()
+        }
+        None => Some(client.clone()),
     };
-    if let Ok(v) = xff {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -89,21 +90,23 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 
 /// Keeps a valid `traceparent` as it is (the gateway records no spans of its own to a tracer,
 /// so the upstream's parent stays the caller's span); replaces a missing or malformed one with a
-/// new trace so the services behind still correlate. Returns the trace id.
-pub fn ensure_traceparent(headers: &mut HeaderMap) -> String {
-    if let Some(tid) = headers
+/// new trace so the services behind still correlate.
+pub fn ensure_traceparent(headers: &mut HeaderMap) {
+    if headers
         .get(&TRACEPARENT)
-        .and_then(|v| valid_trace_id(v.as_bytes()))
+        .is_some_and(|v| valid_trace_id(v.as_bytes()).is_some())
     {
-        return tid;
+        return;
     }
     headers.remove(header::HeaderName::from_static("tracestate"));
-    let trace = format!("{:032x}", rand::random::<u128>() | 1);
-    let span = format!("{:016x}", rand::random::<u64>() | 1);
-    if let Ok(v) = HeaderValue::try_from(format!("00-{trace}-{span}-01")) {
+    let value = format!(
+        "00-{:032x}-{:016x}-01",
+        rand::random::<u128>() | 1,
+        rand::random::<u64>() | 1
+    );
+    if let Ok(v) = HeaderValue::try_from(value) {
         headers.insert(TRACEPARENT, v);
     }
-    trace
 }
 
 /// The trace id of a well-formed version-00 `traceparent`.
@@ -166,7 +169,7 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
         set_forwarded(
             &mut h,
-            [10, 0, 0, 2].into(),
+            &HeaderValue::from_static("10.0.0.2"),
             Some(HeaderValue::from_static("shop.example")),
         );
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.2");
@@ -179,14 +182,11 @@ mod tests {
     fn propagates_or_starts_traces() {
         let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut h = map(&[("traceparent", good)]);
-        assert_eq!(
-            ensure_traceparent(&mut h),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
+        ensure_traceparent(&mut h);
         assert_eq!(h["traceparent"], good);
         let mut h = map(&[("traceparent", "00-zz-00f067aa0ba902b7-01")]);
-        let trace = ensure_traceparent(&mut h);
-        assert_eq!(valid_trace_id(h["traceparent"].as_bytes()), Some(trace));
+        ensure_traceparent(&mut h);
+        assert!(valid_trace_id(h["traceparent"].as_bytes()).is_some());
     }
 
     /// A client's request id is kept; a missing or unusable one is generated.

@@ -42,6 +42,28 @@ pub struct Proxy {
     pub max_header_bytes: usize,
 }
 
+/// The client side of one connection: its address, and that address as a header value, built
+/// once per connection rather than once per request.
+#[derive(Debug, Clone)]
+pub struct ClientConnection {
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// The peer IP as an `X-Forwarded-For` entry.
+    pub forwarded_for: HeaderValue,
+}
+
+impl ClientConnection {
+    /// For a newly accepted connection.
+    pub fn new(addr: SocketAddr) -> ClientConnection {
+        let forwarded_for = HeaderValue::try_from(addr.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        ClientConnection {
+            addr,
+            forwarded_for,
+        }
+    }
+}
+
 static SIDE_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(SIDE_HEADER);
 
 impl Proxy {
@@ -49,14 +71,14 @@ impl Proxy {
     pub async fn handle(
         &self,
         mut req: Request<Incoming>,
-        client: SocketAddr,
+        client: &ClientConnection,
     ) -> Response<ProxyBody> {
         if head_size(&req) > self.max_header_bytes {
             self.metrics.count_rejected("head_too_large");
             return local(StatusCode::BAD_REQUEST, "request head too large\n");
         }
         let request_id = headers::ensure_request_id(req.headers_mut());
-        let trace_id = headers::ensure_traceparent(req.headers_mut());
+        headers::ensure_traceparent(req.headers_mut());
         let live = self.live.load();
         // A HeaderValue clone shares its bytes: no allocation for the usual Host header.
         let host: Option<HeaderValue> = req.headers().get(header::HOST).cloned().or_else(|| {
@@ -71,7 +93,7 @@ impl Proxy {
                 query: req.uri().query(),
                 host: host.as_ref().and_then(|h| h.to_str().ok()),
                 headers: req.headers(),
-                client_ip: Some(client.ip()),
+                client_ip: Some(client.addr.ip()),
             };
             route::find(&live.table, &parts, &live.toggles)
         };
@@ -105,11 +127,11 @@ impl Proxy {
             );
         }
         let side_metrics = self.metrics.side(decision.capability, decision.side);
-        let span = tracing::info_span!("proxy", capability = name, side = decision.side.as_str(), request_id = ?request_id, trace_id = %trace_id);
+        let span = tracing::info_span!("proxy", capability = name, side = decision.side.as_str(), request_id = ?request_id, traceparent = ?req.headers().get(&headers::TRACEPARENT));
 
         let (mut parts, body) = req.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
-        headers::set_forwarded(&mut parts.headers, client.ip(), host);
+        headers::set_forwarded(&mut parts.headers, &client.forwarded_for, host);
         let pq = parts
             .uri
             .path_and_query()
@@ -137,9 +159,7 @@ impl Proxy {
         match protocol {
             UpstreamProtocol::Http1 => {
                 parts.version = Version::HTTP_11;
-                if let Ok(v) = HeaderValue::from_str(upstream.authority.as_str()) {
-                    parts.headers.insert(header::HOST, v);
-                }
+                parts.headers.insert(header::HOST, upstream.host.clone());
             }
             UpstreamProtocol::Http2 => {
                 parts.version = Version::HTTP_2;

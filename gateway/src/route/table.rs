@@ -20,6 +20,8 @@ pub struct Upstream {
     pub authority: Authority,
     /// Path prefix put before the request path; empty or starting with `/`, no trailing `/`.
     pub base_path: String,
+    /// `Host` header value sent to an HTTP/1.1 upstream, built once.
+    pub host: HeaderValue,
 }
 
 impl Upstream {
@@ -43,10 +45,13 @@ impl Upstream {
             return Err(format!("`{url}`: an upstream URL takes no query"));
         }
         let base_path = uri.path().trim_end_matches('/').to_string();
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| format!("`{url}`: host is not a valid header value"))?;
         Ok(Upstream {
             scheme,
             authority,
             base_path,
+            host,
         })
     }
 }
@@ -222,6 +227,7 @@ fn placeholder_upstream() -> Upstream {
         scheme: Scheme::HTTP,
         authority: Authority::from_static("invalid"),
         base_path: String::new(),
+        host: HeaderValue::from_static("invalid"),
     }
 }
 
