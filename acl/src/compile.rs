@@ -2,15 +2,13 @@
 //! table and event field is resolved once here, so mapping a row does no look-ups by name
 //! (except matching the row's columns, cached per relation).
 
-use std::collections::HashMap;
+mod event_rules;
+
 use std::sync::{Arc, RwLock};
 
 use contracts::EventKind;
 
-use crate::config::{
-    ANY_CODE, ConditionConfig, EventRuleConfig, FieldConfig, FieldType, MappingFile, OLD_PREFIX,
-    OnOp, TableConfig,
-};
+use crate::config::{ANY_CODE, FieldConfig, FieldType, MappingFile, TableConfig};
 use crate::error::ConfigError;
 use crate::outbox::OutboxColumns;
 use crate::row::Op;
@@ -36,11 +34,12 @@ pub struct TableSpec {
     pub is_outbox: bool,
 }
 
-/// A code table: legacy code → domain word, with an optional catch-all.
+/// A code table: legacy code → domain word, with an optional catch-all. Legacy code tables are
+/// short, so a linear scan of short strings beats hashing.
 #[derive(Debug)]
 pub(crate) struct CodeTable {
     pub(crate) name: String,
-    pub(crate) codes: HashMap<String, String>,
+    pub(crate) codes: Vec<(String, String)>,
     pub(crate) any: Option<String>,
 }
 
@@ -48,7 +47,9 @@ impl CodeTable {
     pub(crate) fn get(&self, code: &str) -> Option<&str> {
         let code = code.trim_end();
         self.codes
-            .get(code)
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, word)| word)
             .or(self.any.as_ref())
             .map(String::as_str)
     }
@@ -74,7 +75,7 @@ impl FieldSource {
         std::iter::once(a).chain(b)
     }
 
-    fn expects(self) -> &'static str {
+    pub(crate) fn expects(self) -> &'static str {
         match self {
             FieldSource::Text(_) | FieldSource::Code { .. } => "text",
             FieldSource::Int(_) => "int",
@@ -157,8 +158,11 @@ pub(crate) fn compile(file: &MappingFile) -> Result<Compiled, ConfigError> {
         if codes.is_empty() {
             return Err(ConfigError::invalid(key, "code table is empty"));
         }
-        let mut map: HashMap<String, String> = codes.clone().into_iter().collect();
-        let any = map.remove(ANY_CODE);
+        let mut map: Vec<(String, String)> = codes.clone().into_iter().collect();
+        let any = map
+            .iter()
+            .position(|(c, _)| c == ANY_CODE)
+            .map(|i| map.remove(i).1);
         if let Some((code, _)) = map.iter().find(|(_, word)| word.trim().is_empty()) {
             return Err(ConfigError::invalid(
                 format!("{key}.{code}"),
@@ -280,7 +284,7 @@ fn compile_table(
         })?;
     let mut rules = Vec::new();
     for (i, rule) in config.events.iter().enumerate() {
-        rules.push(compile_rule(
+        rules.push(event_rules::compile_rule(
             rule,
             &format!("{key}.events[{i}]"),
             &aggregate_type,
@@ -398,179 +402,5 @@ fn compile_field(
             key,
             "needs `column` (or `money` and `currency`)",
         )),
-    }
-}
-
-fn compile_rule(
-    rule: &EventRuleConfig,
-    key: &str,
-    aggregate: &str,
-    fields: &[Field],
-) -> Result<EventRule, ConfigError> {
-    let kind = EventKind::from_name(&rule.event).ok_or_else(|| {
-        ConfigError::invalid(
-            format!("{key}.event"),
-            format!("`{}` is not an event type of the contracts", rule.event),
-        )
-    })?;
-    if kind.aggregate_type() != Some(aggregate) {
-        return Err(ConfigError::invalid(
-            format!("{key}.event"),
-            format!(
-                "{} belongs to aggregate {:?}, this table feeds `{aggregate}`",
-                kind.name(),
-                kind.aggregate_type()
-            ),
-        ));
-    }
-    let on = match rule.on {
-        OnOp::Insert => Op::Insert,
-        OnOp::Update => Op::Update,
-        OnOp::Delete => Op::Delete,
-    };
-    let field_id = |name: &str, at: String| {
-        fields.iter().position(|f| f.name == name).ok_or_else(|| {
-            ConfigError::invalid(at, format!("no domain field `{name}` under fields"))
-        })
-    };
-    let mut conditions = Vec::new();
-    for (i, c) in rule.when.iter().enumerate() {
-        compile_condition(
-            c,
-            &format!("{key}.when[{i}]"),
-            on,
-            &field_id,
-            &mut conditions,
-        )?;
-    }
-    let names = kind.field_names();
-    if let Some(unknown) = rule.fields.keys().find(|k| !names.contains(&k.as_str())) {
-        return Err(ConfigError::invalid(
-            format!("{key}.fields.{unknown}"),
-            format!(
-                "{} has no payload field `{unknown}`; it has {names:?}",
-                kind.name()
-            ),
-        ));
-    }
-    let mut sources = Vec::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
-        let at = format!("{key}.fields.{name}");
-        let (expects, optional) = (kind.field_expects()[i], kind.field_optional()[i]);
-        let source = match rule.fields.get(*name) {
-            Some(from) => match from.strip_prefix(OLD_PREFIX) {
-                Some(_) if on == Op::Insert => {
-                    return Err(ConfigError::invalid(at, "inserts have no old image"));
-                }
-                Some(old) => Source::Old(field_id(old, at.clone())?),
-                None if on == Op::Delete => Source::Old(field_id(from, at.clone())?),
-                None => Source::New(field_id(from, at.clone())?),
-            },
-            None => match fields.iter().position(|f| f.name == *name) {
-                Some(f) if on == Op::Delete => Source::Old(f),
-                Some(f) => Source::New(f),
-                None if optional => Source::Null,
-                None => {
-                    return Err(ConfigError::invalid(
-                        at,
-                        format!(
-                            "required payload field of {} has no source: add a domain field `{name}` or `fields = {{ {name} = \"<domain field>\" }}`",
-                            kind.name()
-                        ),
-                    ));
-                }
-            },
-        };
-        if let Source::New(f) | Source::Old(f) = source {
-            let has = fields[f].source.expects();
-            if has != expects && !(expects == "text" && has == "int") {
-                return Err(ConfigError::invalid(
-                    at,
-                    format!(
-                        "payload field takes {expects}, domain field `{}` is {has}",
-                        fields[f].name
-                    ),
-                ));
-            }
-        }
-        sources.push(source);
-    }
-    Ok(EventRule {
-        on,
-        kind,
-        version: kind.latest_version(),
-        conditions,
-        sources,
-    })
-}
-
-fn compile_condition(
-    c: &ConditionConfig,
-    key: &str,
-    on: Op,
-    field_id: &dyn Fn(&str, String) -> Result<usize, ConfigError>,
-    out: &mut Vec<Condition>,
-) -> Result<(), ConfigError> {
-    let needs_update = |what: &str| {
-        if on == Op::Update {
-            Ok(())
-        } else {
-            Err(ConfigError::invalid(
-                format!("{key}.{what}"),
-                "only on update rules",
-            ))
-        }
-    };
-    if let Some(names) = &c.any_changed {
-        needs_update("any_changed")?;
-        if c.field.is_some() || names.is_empty() {
-            return Err(ConfigError::invalid(
-                format!("{key}.any_changed"),
-                "a non-empty list, in a condition without `field`",
-            ));
-        }
-        let ids = names
-            .iter()
-            .map(|n| field_id(n, format!("{key}.any_changed")))
-            .collect::<Result<_, _>>()?;
-        out.push(Condition::AnyChanged(ids));
-    }
-    let mut tests = Vec::new();
-    if let Some(v) = &c.equals {
-        tests.push(Test::Equals(v.clone()));
-    }
-    if let Some(v) = &c.one_of {
-        tests.push(Test::OneOf(v.clone()));
-    }
-    if let Some(v) = &c.not_one_of {
-        tests.push(Test::NotOneOf(v.clone()));
-    }
-    if let Some(v) = c.is_null {
-        tests.push(Test::IsNull(v));
-    }
-    if let Some(v) = c.changed {
-        needs_update("changed")?;
-        tests.push(Test::Changed(v));
-    }
-    match (&c.field, tests.is_empty()) {
-        (Some(name), false) => {
-            let field = field_id(name, format!("{key}.field"))?;
-            out.extend(
-                tests
-                    .into_iter()
-                    .map(|test| Condition::Field { field, test }),
-            );
-            Ok(())
-        }
-        (Some(_), true) => Err(ConfigError::invalid(
-            key,
-            "tests nothing: add equals, one_of, not_one_of, is_null or changed",
-        )),
-        (None, false) => Err(ConfigError::invalid(
-            format!("{key}.field"),
-            "required by equals, one_of, not_one_of, is_null and changed",
-        )),
-        (None, true) if c.any_changed.is_some() => Ok(()),
-        (None, true) => Err(ConfigError::invalid(key, "empty condition")),
     }
 }

@@ -2,7 +2,7 @@
 //! positions, evaluate each rule's conditions without allocating, and build the payload and
 //! envelope of every rule that holds.
 
-use std::cell::OnceCell;
+use std::cell::{Cell as Memo, OnceCell};
 
 use contracts::{DomainEvent, Envelope, EventKind, FieldError, FieldValue, Payload, event_id};
 
@@ -25,7 +25,13 @@ pub(crate) struct RowEval<'a> {
     pub(crate) positions: &'a [Option<usize>],
     pub(crate) code_tables: &'a [CodeTable],
     aggregate_id: OnceCell<String>,
+    /// Per-field results of condition tests, shared by the rules of one change.
+    text_memo: [Memo<Option<Option<&'a str>>>; MEMO_FIELDS],
+    changed_memo: [Memo<Option<bool>>; MEMO_FIELDS],
 }
+
+/// Fields whose condition values are memoised per change (later ones are recomputed).
+const MEMO_FIELDS: usize = 32;
 
 impl<'a> RowEval<'a> {
     pub(crate) fn new(
@@ -40,6 +46,8 @@ impl<'a> RowEval<'a> {
             positions,
             code_tables,
             aggregate_id: OnceCell::new(),
+            text_memo: std::array::from_fn(|_| Memo::new(None)),
+            changed_memo: std::array::from_fn(|_| Memo::new(None)),
         }
     }
 
@@ -155,12 +163,32 @@ impl<'a> RowEval<'a> {
     }
 
     fn field_changed(&self, field: usize) -> Result<bool, MapError> {
+        if let Some(known) = self.changed_memo.get(field).and_then(Memo::get) {
+            return Ok(known);
+        }
+        let mut changed = false;
         for col in self.table.fields[field].source.columns() {
             if self.column_changed(col)? {
-                return Ok(true);
+                changed = true;
+                break;
             }
         }
-        Ok(false)
+        if let Some(memo) = self.changed_memo.get(field) {
+            memo.set(Some(changed));
+        }
+        Ok(changed)
+    }
+
+    /// A field's text in the image conditions test, memoised per change.
+    fn condition_text(&self, field: usize) -> Result<Option<&'a str>, MapError> {
+        if let Some(known) = self.text_memo.get(field).and_then(Memo::get) {
+            return Ok(known);
+        }
+        let text = self.text(self.image(), field)?;
+        if let Some(memo) = self.text_memo.get(field) {
+            memo.set(Some(text));
+        }
+        Ok(text)
     }
 
     /// A domain field as text for conditions: codes translated, other values as sent.
@@ -236,7 +264,7 @@ impl<'a> RowEval<'a> {
                 test: Test::Changed(want),
             } => Ok(self.field_changed(*field)? == *want),
             Condition::Field { field, test } => {
-                let value = self.text(self.image(), *field)?;
+                let value = self.condition_text(*field)?;
                 Ok(match (test, value) {
                     (Test::IsNull(want), v) => v.is_none() == *want,
                     (_, None) => false,

@@ -16,7 +16,9 @@
 //!
 //! Mapping plus Avro encoding of a typical order-header status change (`ord_hdr` 'A' → 'S'
 //! yielding `OrderSecured`, encoded with the aggregate writer) must run at ≥ 500,000 events/s on
-//! one core; measure with `cargo bench -p acl --bench map_encode`. What keeps it
+//! one core. Measured with `cargo bench -p acl --bench map_encode` on the 2-core development
+//! machine while it was shared (load average ≈ 4): **≈ 808,000 events/s** (1.24 µs per event;
+//! map ≈ 0.95 µs, encode ≈ 0.13 µs; apache-avro's `Value` path alone took ≈ 25 µs). What keeps it
 //! fast: column positions are resolved once per relation, conditions compare borrowed text,
 //! the payload is built positionally, and the datum is written by `contracts`' hand-written
 //! encoder (byte-equal to apache-avro's, tested), never through `apache_avro::Value`.

@@ -178,3 +178,15 @@ fn with_positions<R>(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    /// The mapper can be shared across the bridge's tasks.
+    #[test]
+    fn mapper_is_send_and_sync() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::Mapper>();
+        shareable::<crate::RowChange>();
+        shareable::<crate::MapError>();
+    }
+}
