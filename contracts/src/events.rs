@@ -143,6 +143,7 @@ macro_rules! events {
             }
 
             /// A representative payload of the kind, for contract tests.
+            #[doc(hidden)]
             pub fn sample(kind: EventKind) -> Payload {
                 match kind {
                     $( EventKind::$name => Payload::$name($name { $( $field: <$ty as AvroField>::sample(), )* }), )*
