@@ -27,9 +27,14 @@ const OPERATOR: &str = "fuzz-operator-token-0123456789";
 /// How much longer than the body a 4xx reason may be: a sentence, not a dump.
 const REASON_OVERHEAD_BYTES: usize = 512;
 
+/// The audit log is emptied once it grows past this, so long runs stay small in tmpfs.
+const MAX_AUDIT_BYTES: u64 = 4 * 1024 * 1024;
+const SCRATCH_PREFIX: &str = "fig-fuzz-admin-";
+
 struct Admin {
     runtime: Runtime,
     router: axum::Router,
+    audit_log: PathBuf,
 }
 
 /// A scratch directory on tmpfs when there is one: the file store syncs every audit line.
@@ -39,7 +44,16 @@ fn scratch() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.is_dir())
         .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("fig-fuzz-admin-{}", std::process::id()));
+    // Scratch directories of earlier runs whose process is gone.
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(SCRATCH_PREFIX)
+            && !PathBuf::from(format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch directory");
     dir
 }
@@ -48,6 +62,7 @@ fn admin() -> &'static Admin {
     static ADMIN: OnceLock<Admin> = OnceLock::new();
     ADMIN.get_or_init(|| {
         let dir = scratch();
+        let audit_log = dir.join("toggles.json.audit.jsonl");
         let text = format!(
             "listen = \"127.0.0.1:1\"\nlegacy = \"http://127.0.0.1:2\"\n\
              [admin]\nlisten = \"127.0.0.1:3\"\n\
@@ -78,7 +93,11 @@ fn admin() -> &'static Admin {
                 metrics,
             })
         });
-        Admin { runtime, router }
+        Admin {
+            runtime,
+            router,
+            audit_log,
+        }
     })
 }
 
@@ -113,6 +132,9 @@ fuzz_target!(|data: &[u8]| {
         .extensions_mut()
         .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
     let admin = admin();
+    if std::fs::metadata(&admin.audit_log).is_ok_and(|m| m.len() > MAX_AUDIT_BYTES) {
+        let _ = std::fs::write(&admin.audit_log, b"");
+    }
     let (status, reply) = admin.runtime.block_on(async {
         let response = admin
             .router
