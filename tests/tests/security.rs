@@ -29,10 +29,12 @@ const FORCE_SECRET: &str = "force-secret-5a7c9e1b3d";
 /// Header and cookie carrying `legacy:SECRET` or `new:SECRET`.
 const FORCE_HEADER: &str = "x-fig-force-side";
 
-/// An upstream that answers every request with its name and records `METHOD path` of each.
+/// An upstream that answers every request with its name and records `METHOD path` of each, and
+/// its headers as `name: value` lines.
 struct CountingBackend {
     url: String,
     seen: Arc<Mutex<Vec<String>>>,
+    heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl CountingBackend {
@@ -42,19 +44,31 @@ impl CountingBackend {
             .expect("bind backend");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let (log, head_log) = (seen.clone(), heads.clone());
         let app = Router::new().fallback(move |req: Request| {
-            let log = log.clone();
+            let (log, head_log) = (log.clone(), head_log.clone());
             async move {
                 let line = format!("{} {}", req.method(), req.uri().path());
                 log.lock().expect("seen").push(line);
+                let head: String = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+                    .collect();
+                head_log.lock().expect("heads").push(head);
                 name
             }
         });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        CountingBackend { url, seen }
+        CountingBackend { url, seen, heads }
+    }
+
+    /// Every request's headers as received, one string per request.
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("heads").clone()
     }
 
     fn seen(&self) -> Vec<String> {
