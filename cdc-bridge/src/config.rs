@@ -19,7 +19,7 @@ pub const DEFAULT_DEAD_LETTER_TOPIC: &str = "legacy.dead-letter";
 /// Default Kafka transactional id (one per slot).
 pub const DEFAULT_TRANSACTIONAL_ID: &str = "fig-bridge";
 /// Default latency bound for batching small legacy transactions into one Kafka transaction.
-pub const DEFAULT_MAX_BATCH_LATENCY: Duration = Duration::from_millis(25);
+pub const DEFAULT_MAX_BATCH_LATENCY: Duration = Duration::from_millis(15);
 /// Default cap on rows per Kafka transaction (a bigger legacy transaction is never split).
 pub const DEFAULT_MAX_BATCH_ROWS: usize = 20_000;
 /// Default Kafka transaction timeout: long enough for a million-row legacy transaction.

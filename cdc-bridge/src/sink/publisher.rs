@@ -4,8 +4,9 @@
 //!
 //! Rows are produced into the open Kafka transaction as they arrive, so a million-row legacy
 //! transaction never sits in memory. Several small legacy transactions share one Kafka
-//! transaction: it is committed at the first legacy commit after which the input is empty, or
-//! the batch is older than `max_batch_latency`, or holds `max_batch_rows` rows.
+//! transaction: it is committed at a legacy commit boundary once the batch is
+//! `max_batch_latency` old (or holds `max_batch_rows` rows), at the latest when that deadline
+//! passes with the input quiet.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -112,14 +113,17 @@ impl Publisher {
     ) -> Result<(), BridgeError> {
         loop {
             let event = if self.batch.last.is_some() && self.txn.is_none() {
-                match input.try_recv() {
-                    Ok(ev) => ev,
-                    Err(mpsc::error::TryRecvError::Empty) => {
+                // Complete legacy transactions wait in the open Kafka transaction until the
+                // batch is `max_batch_latency` old, so commits are amortised over everything
+                // that arrives meanwhile; a quiet input commits at the deadline.
+                let deadline = self.batch.started.unwrap_or_else(Instant::now)
+                    + self.shared.config.kafka.max_batch_latency;
+                match tokio::time::timeout_at(deadline.into(), input.recv()).await {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => return self.commit(acked).await,
+                    Err(_) => {
                         self.commit(acked).await?;
                         continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        return self.commit(acked).await;
                     }
                 }
             } else {
@@ -186,6 +190,11 @@ impl Publisher {
                     if self.checkpoint.covers(position.commit_lsn)
                         || self.shared.mapper.message_prefix() != Some(prefix.as_str())
                     {
+                        // Nothing of ours: the position may be acknowledged once nothing before
+                        // it waits for a Kafka commit.
+                        if self.batch.last.is_none() {
+                            acked.send_replace(position.commit_lsn);
+                        }
                         return Ok(());
                     }
                     self.open_batch()?;
