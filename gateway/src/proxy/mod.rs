@@ -131,6 +131,9 @@ impl Proxy {
 
         let (mut parts, body) = req.into_parts();
         headers::remove_hop_by_hop(&mut parts.headers);
+        if let Some(forced) = &live.table.forced {
+            forced.strip(&mut parts.headers);
+        }
         headers::set_forwarded(&mut parts.headers, &client.forwarded_for, host);
         let pq = parts
             .uri
@@ -166,6 +169,7 @@ impl Proxy {
                 parts.headers.remove(header::HOST);
             }
         }
+        let body = body.map_err(|e| BoxError::from(ClientBodyError(e)));
         let limited = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
             .map_err(BoxError::from)
             .boxed_unsync();
@@ -212,6 +216,13 @@ impl Proxy {
                     format!("request body larger than {max_body} bytes\n"),
                 )
             }
+            Err(e) if caused_by::<ClientBodyError>(&e) => {
+                // The client's body was malformed (bad chunk framing) or cut short: the client's
+                // fault, so never counted against the side.
+                side_metrics.count_status(400);
+                self.metrics.count_rejected("malformed_body");
+                local(StatusCode::BAD_REQUEST, "malformed request body\n")
+            }
             Err(e) => {
                 side_metrics.count_error();
                 span.in_scope(|| tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "upstream call failed"));
@@ -236,10 +247,19 @@ fn head_size<B>(req: &Request<B>) -> usize {
         + 12
 }
 
+/// An error reading the client's request body (framing, early close): the client's fault.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client's request body failed")]
+struct ClientBodyError(#[source] hyper::Error);
+
 fn caused_by_body_limit(e: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<LengthLimitError>(e)
+}
+
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if err.is::<LengthLimitError>() {
+        if err.is::<T>() {
             return true;
         }
         cur = err.source();

@@ -133,6 +133,34 @@ impl ForcedSide {
         None
     }
 
+    /// Removes the forced-side header and cookie (whatever their value) so the secret never
+    /// reaches an upstream; other cookies are kept, and an emptied `Cookie` header is dropped.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        if let Some(h) = &self.header {
+            headers.remove(h);
+        }
+        let Some(name) = &self.cookie else { return };
+        if !headers.contains_key(http::header::COOKIE) {
+            return;
+        }
+        let kept: Vec<String> = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k).trim() != name)
+            .map(str::to_string)
+            .collect();
+        headers.remove(http::header::COOKIE);
+        if !kept.is_empty()
+            && let Ok(v) = http::HeaderValue::try_from(kept.join("; "))
+        {
+            headers.insert(http::header::COOKIE, v);
+        }
+    }
+
     fn check(&self, value: &[u8]) -> Option<Side> {
         let (side, secret) = match value.iter().position(|b| *b == b':') {
             Some(i) => (&value[..i], &value[i + 1..]),
@@ -171,6 +199,29 @@ pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The forced-side header and cookie are removed before proxying; other cookies survive.
+    #[test]
+    fn strips_the_forced_side_secret() {
+        let forced = ForcedSide::new(&ForcedSideConfig {
+            header: Some("x-fig-force-side".into()),
+            cookie: Some("fig_force".into()),
+            secret: Some("s3cret".into()),
+            secret_env: None,
+        })
+        .expect("forced side");
+        let mut h = HeaderMap::new();
+        h.insert("x-fig-force-side", "new:s3cret".parse().expect("value"));
+        h.append(
+            "cookie",
+            "a=1; fig_force=new:s3cret".parse().expect("value"),
+        );
+        h.append("cookie", "fig_force=legacy:s3cret".parse().expect("value"));
+        forced.strip(&mut h);
+        assert!(!h.contains_key("x-fig-force-side"));
+        let cookies: Vec<_> = h.get_all("cookie").iter().collect();
+        assert_eq!(cookies, vec!["a=1"]);
+    }
 
     /// Raising the percentage never moves a user from new to legacy, and lowering it never moves
     /// one from legacy to new.

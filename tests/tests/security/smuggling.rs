@@ -156,7 +156,6 @@ async fn legacy_requests(http: &reqwest::Client, gw: &Gateway, class: &str) -> f
 /// answers 400 and does not count it as an error of the upstream it was streaming to (which
 /// would let any client push a side towards its failure thresholds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: gateway/src/proxy/mod.rs answers 502 and counts an upstream error for a client's malformed chunked body"]
 async fn malformed_chunked_body_is_a_client_error_not_an_upstream_error() {
     let Rig {
         legacy,
