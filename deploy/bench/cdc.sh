@@ -12,6 +12,14 @@
 #      STEADY_RATE rows/s for STEADY_SECS seconds, from the bridge's own histogram.
 #   3. peak RSS (VmHWM) of the bridge across a HUGE_ROWS-row transaction.
 # Targets: end-to-end >= 0.7x raw, p99 <= 50 ms, RSS <= 256 MiB.
+#
+# One run (2026-12-03, release build, the shared 2-core dev machine at load average ~5 while
+# other engineers compiled; rerun on a quiet machine before quoting):
+# | measurement                                   | raw pg_recvlogical | bridge      | ratio |
+# | one 200000-row transaction                    | 83608 rows/s       | 30287 rows/s| 0.36  |
+# | 20000 transactions x 5 rows                   | 62565 rows/s       | 8410 rows/s | 0.13  |
+# | p99 commit-to-ack, 5000 rows/s target (the writer reached ~5000) |  | 255.9 ms    |       |
+# | peak RSS across one 1000000-row transaction   |                    | 66 MiB      |       |
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
