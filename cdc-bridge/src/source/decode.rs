@@ -16,6 +16,14 @@ use std::sync::Arc;
 /// Microseconds between the PostgreSQL epoch (2000-01-01) and the Unix epoch.
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
+/// A PostgreSQL timestamp (µs since 2000-01-01) as µs since the Unix epoch. The value comes off
+/// the wire, so one outside the representable range is a decode error, never an overflow.
+fn unix_micros(pg_micros: i64, what: &str) -> Result<i64, DecodeError> {
+    pg_micros
+        .checked_add(PG_EPOCH_OFFSET_MICROS)
+        .ok_or_else(|| DecodeError(format!("{what} timestamp {pg_micros} is out of range")))
+}
+
 /// One thing the publisher needs to know, in stream order.
 #[derive(Debug, Clone)]
 pub enum WalEvent {
@@ -115,7 +123,7 @@ impl Decoder {
                 if self.txn.is_some() {
                     return Err(DecodeError("BEGIN inside an open transaction".into()));
                 }
-                let commit_ts_micros = timestamp + PG_EPOCH_OFFSET_MICROS;
+                let commit_ts_micros = unix_micros(timestamp, "BEGIN")?;
                 self.txn = Some(OpenTxn {
                     xid,
                     final_lsn,
@@ -147,7 +155,7 @@ impl Decoder {
                 Some(WalEvent::Commit {
                     commit_lsn,
                     end_lsn,
-                    commit_ts_micros: timestamp + PG_EPOCH_OFFSET_MICROS,
+                    commit_ts_micros: unix_micros(timestamp, "COMMIT")?,
                 })
             }
             M::Relation {
@@ -224,7 +232,7 @@ impl Decoder {
                             xid: 0,
                             seq: 0,
                         },
-                        server_time_micros + PG_EPOCH_OFFSET_MICROS,
+                        unix_micros(server_time_micros, "MESSAGE server")?,
                     )
                 };
                 Some(WalEvent::Message {

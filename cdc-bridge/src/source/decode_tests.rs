@@ -308,3 +308,19 @@ fn commit_and_messages() {
     ));
     assert!(!d.in_transaction());
 }
+
+/// A BEGIN, COMMIT or message timestamp at the edge of i64 (found by fuzzing) is a decode error,
+/// not an arithmetic overflow.
+#[test]
+fn out_of_range_timestamps_are_decode_errors() {
+    let mut d = Decoder::new();
+    let begin = M::Begin {
+        final_lsn: 0x500,
+        timestamp: i64::MAX,
+        xid: 7,
+    };
+    let err = d.decode(begin, 0).expect_err("BEGIN at i64::MAX must not decode");
+    assert!(err.0.contains("BEGIN timestamp"), "unexpected error: {}", err.0);
+    assert_eq!(unix_micros(i64::MAX, "x").ok(), None);
+    assert_eq!(unix_micros(0, "x").ok(), Some(PG_EPOCH_OFFSET_MICROS));
+}
