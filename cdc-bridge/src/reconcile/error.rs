@@ -71,6 +71,12 @@ pub enum ReconcileError {
         /// What is wrong.
         problem: String,
     },
+    /// A helper task stopped before answering (panicked or cancelled).
+    #[error("{what} stopped before it finished")]
+    Interrupted {
+        /// What.
+        what: &'static str,
+    },
     /// Something did not finish in time.
     #[error("{what} did not finish within {seconds}s; raise `{key}`")]
     Timeout {

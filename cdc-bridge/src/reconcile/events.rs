@@ -124,10 +124,10 @@ pub async fn fold_order_topic(
         }
         if logged.elapsed() >= PROGRESS_EVERY {
             logged = Instant::now();
-            log_progress(read.messages, total, started);
+            log_progress("order events", read.messages, total, started);
         }
     }
-    log_progress(read.messages, total, started);
+    log_progress("order events", read.messages, total, started);
     Ok(read)
 }
 
@@ -204,7 +204,8 @@ async fn fetch_schema(
     Ok(apache_avro::Schema::parse_str(&text).map_err(|e| format!("does not parse: {e}")))
 }
 
-fn log_progress(done: u64, total: u64, started: Instant) {
+/// Logs how far a pass is: done, total, percent and the estimated seconds left.
+pub(super) fn log_progress(stage: &'static str, done: u64, total: u64, started: Instant) {
     let percent = if total == 0 {
         100.0
     } else {
@@ -212,15 +213,16 @@ fn log_progress(done: u64, total: u64, started: Instant) {
     };
     let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
     let eta_s = if rate > 0.0 {
-        (total.saturating_sub(done)) as f64 / rate
+        total.saturating_sub(done) as f64 / rate
     } else {
         0.0
     };
     tracing::info!(
-        messages = done,
+        stage,
+        done,
         total,
         percent = format!("{percent:.1}"),
         eta_s = eta_s.round(),
-        "reading order events"
+        "reconciliation progress"
     );
 }

@@ -62,10 +62,8 @@ pub async fn reconcile(opts: &ReconcileOptions) -> Result<Report, ReconcileError
             );
             tokio::task::spawn_blocking(move || read_checkpoint(&client, &topic, &key))
                 .await
-                .map_err(|_| ReconcileError::Timeout {
-                    what: "reading the bridge's progress topic".into(),
-                    seconds: 0,
-                    key: "kafka.progress_topic",
+                .map_err(|_| ReconcileError::Interrupted {
+                    what: "reading the bridge's progress topic",
                 })??
         }
         None => None,
@@ -90,7 +88,7 @@ pub async fn reconcile(opts: &ReconcileOptions) -> Result<Report, ReconcileError
     for what in &read.unreadable {
         comparison.unreadable(what.clone());
     }
-    let mut logged = Instant::now();
+    let (mut logged, legacy_started) = (Instant::now(), Instant::now());
     let total = legacy.total_orders;
     loop {
         let chunk = legacy.next_orders(settings.chunk_rows).await?;
@@ -103,16 +101,20 @@ pub async fn reconcile(opts: &ReconcileOptions) -> Result<Report, ReconcileError
         }
         if logged.elapsed() >= PROGRESS_EVERY {
             logged = Instant::now();
-            let done = comparison.compared();
-            let percent = done as f64 * 100.0 / total.max(1) as f64;
-            tracing::info!(
-                rows = done,
+            events::log_progress(
+                "legacy orders",
+                comparison.compared(),
                 total,
-                percent = format!("{percent:.1}"),
-                "comparing legacy orders"
+                legacy_started,
             );
         }
     }
+    events::log_progress(
+        "legacy orders",
+        comparison.compared(),
+        total,
+        legacy_started,
+    );
     legacy.close().await?;
     let fold_counts = fold.counts();
     for (id, folded) in fold.into_remaining() {

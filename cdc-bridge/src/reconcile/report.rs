@@ -16,10 +16,11 @@ pub enum Side {
 }
 
 impl Side {
-    fn subject(self) -> &'static str {
+    /// (subject, "say" verb, "have" verb) in agreement with the subject.
+    fn words(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Side::Events => "events",
-            Side::ReadModel => "the read model",
+            Side::Events => ("events", "say", "have"),
+            Side::ReadModel => ("the read model", "says", "has"),
         }
     }
 }
@@ -93,22 +94,22 @@ impl Finding {
         legacy: Option<StatusAt>,
         other: Option<StatusAt>,
     ) -> Finding {
-        let who = side.subject();
+        let (who, say, have) = side.words();
         let legacy_says = legacy.as_ref().map(StatusAt::says).unwrap_or_default();
         let other_says = other.as_ref().map(StatusAt::says).unwrap_or_default();
         let message = match kind {
             FindingKind::Missing => {
-                format!("order {order}: legacy says {legacy_says}, {who} have no trace of it")
+                format!("order {order}: legacy says {legacy_says}, {who} {have} no trace of it")
             }
             FindingKind::Extra => {
-                format!("order {order}: {who} say {other_says}, legacy has no such order")
+                format!("order {order}: {who} {say} {other_says}, legacy has no such order")
             }
             FindingKind::Divergent => {
-                format!("order {order}: legacy says {legacy_says}, {who} say {other_says}")
+                format!("order {order}: legacy says {legacy_says}, {who} {say} {other_says}")
             }
             FindingKind::InFlight => match &other {
                 Some(_) => format!(
-                    "order {order}: legacy says {legacy_says}, {who} still say {other_says}; \
+                    "order {order}: legacy says {legacy_says}, {who} still {say} {other_says}; \
                      changed after the bridge's last published position"
                 ),
                 None => format!(
@@ -117,8 +118,6 @@ impl Finding {
                 ),
             },
         };
-        let message = message.replace("the read model have", "the read model has");
-        let message = message.replace("the read model say", "the read model says");
         Finding {
             order,
             kind,
@@ -242,6 +241,16 @@ impl Report {
     /// The process exit status: 0 when clean, 1 when anything diverges.
     pub fn exit_code(&self) -> i32 {
         if self.is_clean() { 0 } else { 1 }
+    }
+
+    /// Listed orders a re-drive would repair: missing from or divergent in the events.
+    pub fn orders_to_redrive(&self) -> Vec<i64> {
+        self.divergences
+            .iter()
+            .filter(|f| f.side == Side::Events)
+            .filter(|f| matches!(f.kind, FindingKind::Missing | FindingKind::Divergent))
+            .map(|f| f.order)
+            .collect()
     }
 
     /// JSON for tools.
@@ -440,6 +449,7 @@ mod tests {
             Some(StatusAt::new(OrderStatus::Accepted, 0)),
         ));
         assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.orders_to_redrive(), vec![5]);
         let table = r.to_table();
         assert!(table.contains("Divergences (2)"), "{table}");
         assert!(
