@@ -18,6 +18,7 @@ use crate::config::{Config, TOKENS_ENV};
 use crate::control::ControlPlane;
 use crate::error::GatewayError;
 use crate::observability::Metrics;
+use crate::proxy::guard::Guards;
 use crate::proxy::upstream::Upstreams;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::route::RouteTable;
@@ -44,6 +45,12 @@ pub async fn serve(
         tracing::warn!("no admin tokens configured: every admin API call will be refused");
     }
     let metrics = Arc::new(Metrics::new(&table));
+    let resilience: Vec<_> = config
+        .capabilities
+        .iter()
+        .map(|c| c.resilience.clone())
+        .collect();
+    let guards = Arc::new(Guards::new(&table, &resilience));
     let store = Store::open(&config.store).await?;
     let stored = store.load().await?;
     let changes = match &store {
@@ -67,7 +74,8 @@ pub async fn serve(
         control: control.clone(),
         tokens,
         metrics: metrics.clone(),
-    });
+    })
+    .layer(axum::Extension(guards.clone()));
     let admin_addr = admin.local_addr().ok();
     let admin_task = tokio::spawn(
         axum::serve(
@@ -80,6 +88,7 @@ pub async fn serve(
     let proxy = ProxySettings {
         live: control.live(),
         metrics,
+        guards: guards.clone(),
         expose_side_header: config.expose_side_header,
         max_header_bytes: config.max_header_bytes,
     };
@@ -127,6 +136,7 @@ fn load_tokens(config: &Config) -> Result<Tokens, GatewayError> {
 struct ProxySettings {
     live: Arc<arc_swap::ArcSwap<crate::control::Live>>,
     metrics: Arc<Metrics>,
+    guards: Arc<Guards>,
     expose_side_header: bool,
     max_header_bytes: usize,
 }
@@ -136,7 +146,8 @@ impl ProxySettings {
     fn proxy(&self) -> Arc<Proxy> {
         Arc::new(Proxy {
             live: self.live.clone(),
-            upstreams: Upstreams::new(),
+            upstreams: Upstreams::new(self.guards.connect_timeouts()),
+            guards: self.guards.clone(),
             metrics: self.metrics.clone(),
             expose_side_header: self.expose_side_header,
             max_header_bytes: self.max_header_bytes,

@@ -188,6 +188,9 @@ pub struct CapabilityConfig {
     /// Protocol spoken to both upstreams: `http1` or `http2` (prior knowledge, h2c).
     #[serde(default)]
     pub upstream_protocol: UpstreamProtocol,
+    /// Timeouts, bulkhead, breaker, retries and fallback per side; defaults when absent.
+    #[serde(default)]
+    pub resilience: crate::resilience::ResilienceConfig,
 }
 
 impl CapabilityConfig {
@@ -333,6 +336,9 @@ impl Config {
             let key = format!("capability[{i}]");
             if let Err(e) = cap.initial_state() {
                 problems.push(ConfigProblem::new(format!("{key}.state"), e));
+            }
+            for p in cap.resilience.validate(&format!("{key}.resilience")) {
+                problems.push(ConfigProblem::new(p.key, p.reason));
             }
             if let Some(sticky) = &cap.sticky {
                 let n = [&sticky.header, &sticky.cookie, &sticky.query]

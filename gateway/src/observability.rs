@@ -30,6 +30,17 @@ pub const STORE_READY: &str = "fig_gateway_store_ready";
 /// Requests refused by the gateway itself before routing (bad head, too large), by reason.
 pub const REJECTED: &str = "fig_gateway_rejected_requests";
 
+/// Requests new failed that were answered by legacy instead, by capability and failure.
+pub const FALLBACKS: &str = "fig_gateway_fallbacks";
+/// Requests refused by a full bulkhead (503 + `Retry-After`), by capability and side.
+pub const SHED: &str = "fig_gateway_shed_requests";
+/// Same-side retries, by capability and side.
+pub const RETRIES: &str = "fig_gateway_retries";
+/// Circuit breaker state per capability and side: closed 0, half-open 1, open 2.
+pub const BREAKER_STATE: &str = "fig_gateway_breaker_state";
+
+/// Label key: why a call failed (`connect`, `breaker_open`, `shed`, `no_response`, …).
+pub const LABEL_FAILURE: &str = "failure";
 /// Label key: capability name (`default` for unmatched requests).
 pub const LABEL_CAPABILITY: &str = "capability";
 /// Label key: `legacy` or `new`.
@@ -96,6 +107,10 @@ pub struct Metrics {
     /// Store readiness.
     pub store_ready: Gauge,
     rejected: Family<Labels, Counter>,
+    fallbacks: Family<Labels, Counter>,
+    shed: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    breaker_state: Family<Labels, Gauge>,
     names: Vec<String>,
 }
 
@@ -178,7 +193,27 @@ impl Metrics {
             "Requests refused before routing, by reason",
             rejected.clone(),
         );
+        let fallbacks = Family::<Labels, Counter>::default();
+        let shed = Family::<Labels, Counter>::default();
+        let retries = Family::<Labels, Counter>::default();
+        let breaker_state = Family::<Labels, Gauge>::default();
+        registry.register(
+            FALLBACKS,
+            "Requests new failed that legacy answered instead, by failure",
+            fallbacks.clone(),
+        );
+        registry.register(SHED, "Requests shed by a full bulkhead", shed.clone());
+        registry.register(RETRIES, "Same-side retries", retries.clone());
+        registry.register(
+            BREAKER_STATE,
+            "Circuit breaker state: closed 0, half-open 1, open 2",
+            breaker_state.clone(),
+        );
         Metrics {
+            fallbacks,
+            shed,
+            retries,
+            breaker_state,
             registry,
             sides,
             toggle_state,
@@ -234,6 +269,49 @@ impl Metrics {
         self.rejected
             .get_or_create(&vec![(LABEL_REASON, reason.to_string())])
             .inc();
+    }
+
+    /// Counts a request new failed (`failure`) that legacy answered instead.
+    pub fn count_fallback(&self, capability: Option<usize>, failure: &str) {
+        self.fallbacks
+            .get_or_create(&vec![
+                (LABEL_CAPABILITY, self.name(capability).to_string()),
+                (LABEL_FAILURE, failure.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts a request shed by a full bulkhead.
+    pub fn count_shed(&self, capability: Option<usize>, side: Side) {
+        self.shed
+            .get_or_create(&self.side_labels(capability, side))
+            .inc();
+    }
+
+    /// Counts a same-side retry.
+    pub fn count_retry(&self, capability: Option<usize>, side: Side) {
+        self.retries
+            .get_or_create(&self.side_labels(capability, side))
+            .inc();
+    }
+
+    /// Publishes a breaker's state (gauge: closed 0, half-open 1, open 2).
+    pub fn set_breaker_state(&self, capability: Option<usize>, side: Side, gauge: i64) {
+        self.breaker_state
+            .get_or_create(&self.side_labels(capability, side))
+            .set(gauge);
+    }
+
+    fn name(&self, capability: Option<usize>) -> &str {
+        let last = self.names.len() - 1;
+        &self.names[capability.unwrap_or(last).min(last)]
+    }
+
+    fn side_labels(&self, capability: Option<usize>, side: Side) -> Labels {
+        vec![
+            (LABEL_CAPABILITY, self.name(capability).to_string()),
+            (LABEL_SIDE, side.as_str().to_string()),
+        ]
     }
 
     /// The Prometheus text exposition.

@@ -6,5 +6,6 @@ mod deploy;
 mod gateway;
 mod journey;
 mod reconcile;
+mod resilience;
 mod security;
 mod smoke;

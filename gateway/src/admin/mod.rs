@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -22,6 +22,8 @@ use std::sync::Arc;
 use crate::audit::{AuditEntry, Outcome};
 use crate::control::{Actor, ChangeError, ControlPlane};
 use crate::observability::Metrics;
+use crate::proxy::guard::Guards;
+use crate::resilience::BreakerSnapshot;
 use crate::route::{self, RequestParts, RouteTable, Side};
 use crate::store::StoreError;
 use crate::toggle::{Toggle, ToggleState};
@@ -181,6 +183,16 @@ struct CapabilityView {
     legacy: String,
     new: String,
     routes: Vec<RouteView>,
+    /// Circuit breakers of both upstreams, when the proxy's guards are attached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    breakers: Option<BreakersView>,
+}
+
+/// Breaker state of each side's upstream.
+#[derive(Debug, Serialize)]
+struct BreakersView {
+    legacy: BreakerSnapshot,
+    new: BreakerSnapshot,
 }
 
 #[derive(Debug, Serialize)]
@@ -190,8 +202,21 @@ struct RouteView {
     matcher: String,
 }
 
-fn view(table: &RouteTable, index: usize, toggle: &Toggle) -> CapabilityView {
+fn view(
+    table: &RouteTable,
+    index: usize,
+    toggle: &Toggle,
+    guards: Option<&Guards>,
+) -> CapabilityView {
     let cap = &table.capabilities[index];
+    let now = std::time::Instant::now();
+    let breakers = guards.map(|g| {
+        let sides = &g.capability(Some(index)).sides;
+        BreakersView {
+            legacy: sides[Side::Legacy as usize].breaker.snapshot(now),
+            new: sides[Side::New as usize].breaker.snapshot(now),
+        }
+    });
     let url = |u: &route::Upstream| format!("{}://{}{}", u.scheme, u.authority, u.base_path);
     CapabilityView {
         name: cap.name.to_string(),
@@ -209,11 +234,13 @@ fn view(table: &RouteTable, index: usize, toggle: &Toggle) -> CapabilityView {
                 matcher: r.describe(),
             })
             .collect(),
+        breakers,
     }
 }
 
 async fn list(
     State(st): State<AdminState>,
+    guards: Option<Extension<Arc<Guards>>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<CapabilityView>>, AdminError> {
@@ -232,13 +259,14 @@ async fn list(
             .0
             .iter()
             .enumerate()
-            .map(|(i, t)| view(&live.table, i, t))
+            .map(|(i, t)| view(&live.table, i, t, guards.as_deref().map(|g| &**g)))
             .collect(),
     ))
 }
 
 async fn show(
     State(st): State<AdminState>,
+    guards: Option<Extension<Arc<Guards>>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     headers: HeaderMap,
@@ -257,7 +285,12 @@ async fn show(
         .table
         .index_of(&name)
         .ok_or_else(|| AdminError::from(ChangeError::UnknownCapability(name.clone())))?;
-    Ok(Json(view(&live.table, i, &live.toggles.0[i])))
+    Ok(Json(view(
+        &live.table,
+        i,
+        &live.toggles.0[i],
+        guards.as_deref().map(|g| &**g),
+    )))
 }
 
 /// `PUT .../toggle` body.

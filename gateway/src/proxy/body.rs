@@ -1,6 +1,6 @@
 //! The response body the gateway sends: the upstream's, streamed through untouched, or a short
-//! local one (errors, refusals). The upstream variant carries the in-flight guard, so a request
-//! counts as in flight until its response has finished streaming.
+//! local one (errors, refusals). The upstream variant carries the in-flight guard and the
+//! bulkhead slot, so a request counts (and holds its slot) until its response has streamed.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -9,6 +9,8 @@ use hyper::body::Incoming;
 use prometheus_client::metrics::gauge::Gauge;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+use crate::resilience::{BulkheadPermit, TimedBody, timed_body::BoxError};
 
 /// Decrements the in-flight gauge when dropped.
 #[derive(Debug)]
@@ -33,8 +35,10 @@ impl Drop for InFlight {
 pub enum ProxyBody {
     /// The upstream's body.
     Upstream {
-        /// The streaming body.
-        body: Incoming,
+        /// The streaming body, with the idle and whole-request timers.
+        body: Pin<Box<TimedBody<Incoming>>>,
+        /// The bulkhead slot, freed when the body is done or dropped.
+        _slot: BulkheadPermit,
         /// Released when the body is done or dropped.
         _in_flight: InFlight,
     },
@@ -51,14 +55,14 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ProxyBody::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
+            ProxyBody::Upstream { body, .. } => body.as_mut().poll_frame(cx),
             ProxyBody::Local(full) => Pin::new(full)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),

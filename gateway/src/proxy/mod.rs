@@ -3,10 +3,13 @@
 //!
 //! Per request: check the head size → request id and trace context → load the snapshot (no
 //! lock) → route → check the body limit → rewrite headers (hop-by-hop out, `X-Forwarded-*` in,
-//! `Host` set to the upstream) → [`upstream::Upstreams::send`] inside a span carrying capability
-//! and side → strip hop-by-hop from the response, add `x-fig-side` if configured → stream.
+//! `Host` set to the upstream) → [`guard::SideGuard::attempt`] (bulkhead, breaker, timeouts
+//! around [`upstream::Upstreams::send`]) with same-side retries, then fallback to legacy when new
+//! failed a request safe to resend, else a fast 502/503/504 with a reason → strip hop-by-hop
+//! from the response, add `x-fig-side` (the side that answered) if configured → stream.
 
 pub mod body;
+pub mod guard;
 pub mod headers;
 pub mod upstream;
 
@@ -24,9 +27,13 @@ use tracing::Instrument;
 use crate::config::{SIDE_HEADER, UpstreamProtocol};
 use crate::control::Live;
 use crate::observability::Metrics;
-use crate::route::{self, RequestParts, Side};
+use crate::resilience::retry::may_fall_back;
+use crate::resilience::{AttemptFailure, RequestFacts};
+use crate::route::{self, RequestParts, Side, Upstream};
 use body::{InFlight, ProxyBody};
-use upstream::{BoxError, Upstreams};
+use guard::{Answer, Guards, Outcome, fail_fast_status, reason};
+use http_body::Body as _;
+use upstream::{BoxError, UpstreamBody, Upstreams};
 
 /// What the public listener needs.
 pub struct Proxy {
@@ -34,6 +41,8 @@ pub struct Proxy {
     pub live: Arc<ArcSwap<Live>>,
     /// Pooled upstream clients.
     pub upstreams: Upstreams,
+    /// Bulkheads, breakers and retry budgets, shared by every worker.
+    pub guards: Arc<Guards>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Whether to add `x-fig-side`.
@@ -126,7 +135,6 @@ impl Proxy {
                 format!("request body larger than {max_body} bytes\n"),
             );
         }
-        let side_metrics = self.metrics.side(decision.capability, decision.side);
         let span = tracing::info_span!("proxy", capability = name, side = decision.side.as_str(), request_id = ?request_id, traceparent = ?req.headers().get(&headers::TRACEPARENT));
 
         let (mut parts, body) = req.into_parts();
@@ -135,65 +143,73 @@ impl Proxy {
             forced.strip(&mut parts.headers);
         }
         headers::set_forwarded(&mut parts.headers, &client.forwarded_for, host);
-        let pq = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let pq = if upstream.base_path.is_empty() {
-            Ok(pq)
-        } else {
-            PathAndQuery::try_from(format!("{}{}", upstream.base_path, pq.as_str()))
+        let out = Outbound {
+            method: parts.method,
+            pq: parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            headers: parts.headers,
+            protocol,
         };
-        let uri = pq.map_err(http::Error::from).and_then(|pq| {
-            Uri::builder()
-                .scheme(upstream.scheme.clone())
-                .authority(upstream.authority.clone())
-                .path_and_query(pq)
-                .build()
-        });
-        let Ok(uri) = uri else {
+        if out.uri(upstream).is_none() {
             return local(
                 StatusCode::BAD_REQUEST,
                 "request path cannot be forwarded\n",
             );
-        };
-        parts.uri = uri;
-        match protocol {
-            UpstreamProtocol::Http1 => {
-                parts.version = Version::HTTP_11;
-                parts.headers.insert(header::HOST, upstream.host.clone());
-            }
-            UpstreamProtocol::Http2 => {
-                parts.version = Version::HTTP_2;
-                parts.headers.remove(header::HOST);
-            }
         }
+        // Only a request without a body can be sent a second time (retry or fallback).
+        let facts = RequestFacts::new(&out.method, body.is_end_stream());
         let body = body.map_err(|e| BoxError::from(ClientBodyError(e)));
         let limited = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
             .map_err(BoxError::from)
             .boxed_unsync();
-        let upstream_req = Request::from_parts(parts, limited);
 
-        let in_flight = InFlight::enter(&side_metrics.in_flight);
-        let started = Instant::now();
-        let result = self
-            .upstreams
-            .send(protocol, upstream_req)
+        let cap = decision.capability;
+        let guard = self.guards.capability(cap);
+        let legacy_upstream = match cap {
+            Some(i) => &live.table.capabilities[i].legacy,
+            None => &live.table.default_legacy,
+        };
+        let mut answered_by = decision.side;
+        let mut outcome = self
+            .call_side(cap, decision.side, upstream, &out, facts, Some(limited))
             .instrument(span.clone())
             .await;
-        side_metrics
-            .duration
-            .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(resp) => {
-                side_metrics.count_status(resp.status().as_u16());
-                let (mut parts, body) = resp.into_parts();
+        // A tester who forced new wants new's own answer, failures included: no fallback.
+        let forced = matches!(decision.reason, route::Reason::Forced { .. });
+        if decision.side == Side::New
+            && cap.is_some()
+            && !forced
+            && let Some(failure) = outcome.failure()
+            && may_fall_back(&guard.fallback, facts, failure).is_ok()
+        {
+            self.metrics.count_fallback(cap, failure_name(failure));
+            span.in_scope(|| {
+                tracing::info!(
+                    failure = failure_name(failure),
+                    "new failed; falling back to legacy"
+                )
+            });
+            answered_by = Side::Legacy;
+            outcome = self
+                .call_side(cap, Side::Legacy, legacy_upstream, &out, facts, None)
+                .instrument(span.clone())
+                .await;
+        }
+        let side_metrics = self.metrics.side(cap, answered_by);
+        match outcome {
+            Outcome::Answered(answer) => {
+                let Answer { response, slot } = *answer;
+                side_metrics.count_status(response.status().as_u16());
+                let in_flight = InFlight::enter(&side_metrics.in_flight);
+                let (mut parts, body) = response.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
                 if self.expose_side_header {
                     parts.headers.insert(
                         SIDE_HEADER_NAME.clone(),
-                        HeaderValue::from_static(decision.side.as_str()),
+                        HeaderValue::from_static(answered_by.as_str()),
                     );
                 }
                 parts
@@ -203,12 +219,13 @@ impl Proxy {
                 Response::from_parts(
                     parts,
                     ProxyBody::Upstream {
-                        body,
+                        body: Box::pin(body),
+                        _slot: slot,
                         _in_flight: in_flight,
                     },
                 )
             }
-            Err(e) if caused_by_body_limit(&e) => {
+            Outcome::ClientBody(e) if caused_by_body_limit(&e) => {
                 side_metrics.count_status(400);
                 self.metrics.count_rejected("body_too_large");
                 local(
@@ -216,22 +233,164 @@ impl Proxy {
                     format!("request body larger than {max_body} bytes\n"),
                 )
             }
-            Err(e) if caused_by::<ClientBodyError>(&e) => {
+            Outcome::ClientBody(_) => {
                 // The client's body was malformed (bad chunk framing) or cut short: the client's
                 // fault, so never counted against the side.
                 side_metrics.count_status(400);
                 self.metrics.count_rejected("malformed_body");
                 local(StatusCode::BAD_REQUEST, "malformed request body\n")
             }
-            Err(e) => {
-                side_metrics.count_error();
-                span.in_scope(|| tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "upstream call failed"));
-                local(
-                    e.status(),
-                    format!("{} ({} side of {name})\n", e, decision.side.as_str()),
-                )
+            Outcome::Failed(failure, retry_after) => {
+                let status = fail_fast_status(failure);
+                if failure.counts_against_upstream() {
+                    side_metrics.count_error();
+                } else {
+                    side_metrics.count_status(status.as_u16());
+                }
+                span.in_scope(|| {
+                    tracing::warn!(
+                        failure = failure_name(failure),
+                        side = answered_by.as_str(),
+                        "upstream call failed"
+                    )
+                });
+                let mut resp = local(status, reason(failure, answered_by, name));
+                if let Some(after) = retry_after
+                    && let Ok(v) = HeaderValue::try_from(after.as_secs().max(1).to_string())
+                {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                resp
             }
         }
+    }
+
+    /// Calls one side with its guard, retrying on the same side while the rules and the retry
+    /// budget allow. `body` is the client's body for the first attempt; later attempts (only
+    /// ever for bodiless requests) send an empty one.
+    async fn call_side(
+        &self,
+        cap: Option<usize>,
+        side: Side,
+        upstream: &Upstream,
+        out: &Outbound,
+        facts: RequestFacts,
+        mut body: Option<UpstreamBody>,
+    ) -> Outcome {
+        let guard = &self.guards.capability(cap).sides[side as usize];
+        let side_metrics = self.metrics.side(cap, side);
+        guard.retry.record_request();
+        let mut retries = 0;
+        loop {
+            let b = body.take().unwrap_or_else(empty_body);
+            let Some(req) = out.request(upstream, b) else {
+                return Outcome::Failed(AttemptFailure::Connect, None);
+            };
+            let started = Instant::now();
+            let outcome = guard
+                .attempt(&self.upstreams, out.protocol, req, |e| {
+                    caused_by::<ClientBodyError>(e) || caused_by_body_limit(e)
+                })
+                .await;
+            let now = Instant::now();
+            side_metrics
+                .duration
+                .observe(now.duration_since(started).as_secs_f64());
+            self.metrics
+                .set_breaker_state(cap, side, guard.breaker.snapshot(now).state.as_gauge());
+            if let Outcome::Failed(AttemptFailure::Shed, _) = outcome {
+                self.metrics.count_shed(cap, side);
+            }
+            let Some(failure) = outcome.failure() else {
+                return outcome;
+            };
+            if guard.retry.may_retry(facts, failure, retries).is_err() {
+                return outcome;
+            }
+            retries += 1;
+            self.metrics.count_retry(cap, side);
+            drop(outcome);
+            tokio::time::sleep(guard.retry.backoff_with_jitter(retries)).await;
+        }
+    }
+}
+
+/// What is sent upstream, kept so that the request can be rebuilt for a retry or a fallback.
+struct Outbound {
+    method: http::Method,
+    pq: PathAndQuery,
+    headers: http::HeaderMap,
+    protocol: UpstreamProtocol,
+}
+
+impl Outbound {
+    /// The request for `upstream`, or `None` when the path cannot be put under its base path.
+    fn request(&self, upstream: &Upstream, body: UpstreamBody) -> Option<Request<UpstreamBody>> {
+        let uri = self.uri(upstream)?;
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = self.headers.clone();
+        match self.protocol {
+            UpstreamProtocol::Http1 => {
+                *req.version_mut() = Version::HTTP_11;
+                req.headers_mut()
+                    .insert(header::HOST, upstream.host.clone());
+            }
+            UpstreamProtocol::Http2 => {
+                *req.version_mut() = Version::HTTP_2;
+                req.headers_mut().remove(header::HOST);
+            }
+        }
+        Some(req)
+    }
+}
+
+impl Outbound {
+    /// The request's URI on `upstream` (its base path put before the client's path).
+    fn uri(&self, upstream: &Upstream) -> Option<Uri> {
+        let pq = if upstream.base_path.is_empty() {
+            self.pq.clone()
+        } else {
+            PathAndQuery::try_from(format!("{}{}", upstream.base_path, self.pq.as_str())).ok()?
+        };
+        Uri::builder()
+            .scheme(upstream.scheme.clone())
+            .authority(upstream.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .ok()
+    }
+}
+
+fn empty_body() -> UpstreamBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+impl Outcome {
+    /// The failure to act on: a failed attempt, or a 5xx response head (not yet forwarded).
+    fn failure(&self) -> Option<AttemptFailure> {
+        match self {
+            Outcome::Failed(f, _) => Some(*f),
+            Outcome::Answered(a) if a.response.status().is_server_error() => {
+                Some(AttemptFailure::ServerError(a.response.status().as_u16()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Metric label of a failure.
+fn failure_name(f: AttemptFailure) -> &'static str {
+    match f {
+        AttemptFailure::Connect => "connect",
+        AttemptFailure::BreakerOpen => "breaker_open",
+        AttemptFailure::Shed => "shed",
+        AttemptFailure::NoResponse => "no_response",
+        AttemptFailure::ServerError(_) => "server_error",
+        AttemptFailure::AfterResponseStarted => "after_response_started",
     }
 }
 

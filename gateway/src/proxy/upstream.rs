@@ -24,7 +24,7 @@ pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle pooled connections kept per upstream.
 const POOL_MAX_IDLE_PER_HOST: usize = 1024;
-/// Connect timeout until per-side timeouts are configured.
+/// Connect timeout of the default pool (routes without resilience settings use their defaults).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why an upstream call failed; the upstream is at fault, not the client.
@@ -50,40 +50,34 @@ impl UpstreamError {
     }
 }
 
-/// The pooled clients, shared by all capabilities.
+/// The pooled clients, shared by all capabilities: one HTTP/1.1 and one HTTP/2 client per
+/// distinct connect timeout configured (the timeout belongs to the connector).
 #[derive(Clone)]
 pub struct Upstreams {
+    by_connect_timeout: Vec<(Duration, Clients)>,
+}
+
+#[derive(Clone)]
+struct Clients {
     http1: Client<HttpConnector, UpstreamBody>,
     http2: Client<HttpConnector, UpstreamBody>,
 }
 
 impl Default for Upstreams {
     fn default() -> Self {
-        Upstreams::new()
+        Upstreams::new([CONNECT_TIMEOUT])
     }
 }
 
 impl Upstreams {
-    /// Clients with keep-alive pools and `TCP_NODELAY`.
-    pub fn new() -> Upstreams {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let builder = |h2: bool| {
-            let mut b = Client::builder(TokioExecutor::new());
-            b.pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-                .pool_timer(TokioTimer::new())
-                .timer(TokioTimer::new());
-            if h2 {
-                b.http2_only(true);
-            }
-            b.build(connector.clone())
-        };
+    /// Clients with keep-alive pools and `TCP_NODELAY`, one pair per connect timeout.
+    pub fn new(connect_timeouts: impl IntoIterator<Item = Duration>) -> Upstreams {
+        let mut timeouts: Vec<Duration> = connect_timeouts.into_iter().collect();
+        timeouts.push(CONNECT_TIMEOUT);
+        timeouts.sort();
+        timeouts.dedup();
         Upstreams {
-            http1: builder(false),
-            http2: builder(true),
+            by_connect_timeout: timeouts.into_iter().map(|t| (t, clients(t))).collect(),
         }
     }
 
@@ -91,11 +85,17 @@ impl Upstreams {
     pub async fn send(
         &self,
         protocol: UpstreamProtocol,
+        connect_timeout: Duration,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let i = self
+            .by_connect_timeout
+            .partition_point(|(t, _)| *t < connect_timeout)
+            .min(self.by_connect_timeout.len() - 1);
+        let clients = &self.by_connect_timeout[i].1;
         let client = match protocol {
-            UpstreamProtocol::Http1 => &self.http1,
-            UpstreamProtocol::Http2 => &self.http2,
+            UpstreamProtocol::Http1 => &clients.http1,
+            UpstreamProtocol::Http2 => &clients.http2,
         };
         client.request(req).await.map_err(|e| {
             if e.is_connect() {
@@ -104,5 +104,27 @@ impl Upstreams {
                 UpstreamError::Exchange(e)
             }
         })
+    }
+}
+
+fn clients(connect_timeout: Duration) -> Clients {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    let builder = |h2: bool| {
+        let mut b = Client::builder(TokioExecutor::new());
+        b.pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new());
+        if h2 {
+            b.http2_only(true);
+        }
+        b.build(connector.clone())
+    };
+    Clients {
+        http1: builder(false),
+        http2: builder(true),
     }
 }

@@ -1,0 +1,186 @@
+//! The per-side call with failure isolation around [`Upstreams::send`]: bulkhead, breaker and
+//! timeouts (see [`crate::resilience`] for the rules). One [`SideGuard`] per capability and side,
+//! built once from the configuration and shared by every public worker.
+//!
+//! [`SideGuard::attempt`] makes one attempt and classifies how it ended; the proxy decides from
+//! that whether to retry, fall back to legacy or answer fast.
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::time::{Duration, Instant};
+
+use super::upstream::{UpstreamBody, UpstreamError, Upstreams};
+use crate::config::UpstreamProtocol;
+use crate::resilience::{
+    AttemptFailure, Bulkhead, BulkheadPermit, FallbackConfig, ResilienceConfig, RetryPolicy,
+    SharedBreaker, SideResilience, TimedBody, TimedOut, TimeoutConfig,
+};
+use crate::route::{RouteTable, Side};
+
+/// Failure isolation of one side of one capability.
+#[derive(Debug)]
+pub struct SideGuard {
+    bulkhead: Bulkhead,
+    /// The upstream's breaker.
+    pub breaker: SharedBreaker,
+    /// Same-side retries and their budget.
+    pub retry: RetryPolicy,
+    timeouts: TimeoutConfig,
+}
+
+/// Both sides of one capability plus its fallback rule.
+#[derive(Debug)]
+pub struct CapabilityGuard {
+    /// `[legacy, new]`.
+    pub sides: [SideGuard; 2],
+    /// When new's failures go to legacy.
+    pub fallback: FallbackConfig,
+}
+
+/// Every capability's guards, in table order; the default route last.
+#[derive(Debug)]
+pub struct Guards {
+    caps: Vec<CapabilityGuard>,
+}
+
+impl Guards {
+    /// Guards for the table, from each capability's `resilience` settings (validated already).
+    pub fn new(table: &RouteTable, configs: &[ResilienceConfig]) -> Guards {
+        let now = Instant::now();
+        let side = |c: &SideResilience| SideGuard {
+            bulkhead: Bulkhead::new(c.bulkhead),
+            breaker: SharedBreaker::new(c.breaker, now),
+            retry: RetryPolicy::new(c.retry),
+            timeouts: c.timeouts,
+        };
+        let default = ResilienceConfig::default();
+        let caps = (0..=table.capabilities.len())
+            .map(|i| {
+                let c = configs.get(i).unwrap_or(&default);
+                CapabilityGuard {
+                    sides: [side(&c.legacy), side(&c.new)],
+                    fallback: c.fallback,
+                }
+            })
+            .collect();
+        Guards { caps }
+    }
+
+    /// The guard of a capability (`None`: the default route).
+    pub fn capability(&self, capability: Option<usize>) -> &CapabilityGuard {
+        let last = self.caps.len() - 1;
+        &self.caps[capability.unwrap_or(last).min(last)]
+    }
+
+    /// Every connect timeout configured, so the client pools can honour each.
+    pub fn connect_timeouts(&self) -> Vec<Duration> {
+        self.caps
+            .iter()
+            .flat_map(|c| c.sides.iter().map(|s| s.timeouts.connect))
+            .collect()
+    }
+}
+
+/// A response head with its body timed and the bulkhead slot held until it has streamed.
+pub struct Answer {
+    /// The upstream's response, body wrapped in the idle/whole-request timers.
+    pub response: Response<TimedBody<Incoming>>,
+    /// Freed when the response body is dropped.
+    pub slot: BulkheadPermit,
+}
+
+/// How one attempt ended.
+pub enum Outcome {
+    /// A response head arrived (a 5xx one counted against the upstream already).
+    Answered(Box<Answer>),
+    /// No usable answer: what failed, and the `Retry-After` for a refusal.
+    Failed(AttemptFailure, Option<Duration>),
+    /// The client's request body could not be read or was too large; the upstream is not at
+    /// fault and the breaker did not count it.
+    ClientBody(UpstreamError),
+}
+
+impl SideGuard {
+    /// One attempt: take a slot, pass the breaker, send with the timers running.
+    pub async fn attempt(
+        &self,
+        upstreams: &Upstreams,
+        protocol: UpstreamProtocol,
+        req: Request<UpstreamBody>,
+        client_at_fault: impl Fn(&UpstreamError) -> bool,
+    ) -> Outcome {
+        let slot = match self.bulkhead.acquire().await {
+            Ok(slot) => slot,
+            Err(shed) => return Outcome::Failed(AttemptFailure::Shed, Some(shed.retry_after)),
+        };
+        let started = Instant::now();
+        let permit = match self.breaker.try_call(started) {
+            Ok(p) => p,
+            Err(open) => {
+                return Outcome::Failed(
+                    AttemptFailure::BreakerOpen,
+                    Some(Duration::from_secs(open.retry_after_secs())),
+                );
+            }
+        };
+        let first_byte = self.timeouts.first_byte.min(self.timeouts.request);
+        let sent = tokio::time::timeout(
+            first_byte,
+            upstreams.send(protocol, self.timeouts.connect, req),
+        )
+        .await;
+        let now = Instant::now();
+        match sent {
+            Err(_elapsed) => {
+                permit.failure(now);
+                Outcome::Failed(
+                    AttemptFailure::from_timeout(TimedOut::FirstByte, false),
+                    None,
+                )
+            }
+            Ok(Err(e)) if client_at_fault(&e) => {
+                drop(permit);
+                Outcome::ClientBody(e)
+            }
+            Ok(Err(e)) => {
+                permit.failure(now);
+                let failure = if e.is_connect() {
+                    AttemptFailure::Connect
+                } else {
+                    AttemptFailure::NoResponse
+                };
+                Outcome::Failed(failure, None)
+            }
+            Ok(Ok(resp)) => {
+                if resp.status().is_server_error() {
+                    permit.failure(now);
+                } else {
+                    permit.success(now);
+                }
+                let finish_by = tokio::time::Instant::from_std(started + self.timeouts.request);
+                let response = resp.map(|b| TimedBody::new(b, self.timeouts.idle, finish_by));
+                Outcome::Answered(Box::new(Answer { response, slot }))
+            }
+        }
+    }
+}
+
+/// The fast answer's status for a failure that is neither retried nor sent to legacy.
+pub fn fail_fast_status(failure: AttemptFailure) -> StatusCode {
+    failure
+        .fail_fast_status()
+        .unwrap_or(StatusCode::BAD_GATEWAY)
+}
+
+/// Short reason text for a fast answer.
+pub fn reason(failure: AttemptFailure, side: Side, capability: &str) -> String {
+    let what = match failure {
+        AttemptFailure::Connect => "could not connect to the upstream",
+        AttemptFailure::BreakerOpen => "the upstream's circuit breaker is open",
+        AttemptFailure::Shed => "too many requests in flight to the upstream",
+        AttemptFailure::NoResponse => "the upstream did not answer in time",
+        AttemptFailure::ServerError(_) => "the upstream failed",
+        AttemptFailure::AfterResponseStarted => "the upstream failed mid-response",
+    };
+    format!("{what} ({} side of {capability})\n", side.as_str())
+}
