@@ -1,5 +1,6 @@
 //! The command line: `run` (stream, with metrics and health), `check` (pre-flight, one line per
-//! failure), `snapshot` (re-copy one table on demand), `status` (slot lag and committed LSN).
+//! failure), `snapshot` (re-copy one table on demand), `status` (slot lag and committed LSN),
+//! `reconcile` (legacy tables against the events in Kafka, with optional re-drive).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::BridgeError;
 use crate::observability::Telemetry;
 use crate::session::{self, Shared, error_chain};
-use crate::{http, pg, preflight, snapshot};
+use crate::{http, pg, preflight, reconcile, snapshot};
 
 /// Streams the legacy database's committed transactions into Kafka as Avro domain events.
 #[derive(Debug, Parser)]
@@ -47,6 +48,23 @@ enum Command {
     },
     /// Slot lag, WAL status and the last LSN committed to Kafka.
     Status,
+    /// Compare legacy orders (one consistent snapshot) with the state folded from the events in
+    /// Kafka; exit status 1 when anything diverges.
+    Reconcile {
+        /// Reconciliation settings (TOML); built-in defaults when absent.
+        #[arg(long, env = "FIG_RECONCILE_SETTINGS")]
+        settings: Option<PathBuf>,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Republish the current legacy state of these orders (comma-separated ids) as
+        /// reconciliation events, instead of comparing.
+        #[arg(long, value_delimiter = ',')]
+        redrive: Vec<i64>,
+        /// Compare, then republish every order found divergent or missing.
+        #[arg(long, conflicts_with = "redrive")]
+        redrive_divergent: bool,
+    },
 }
 
 /// Why the command failed.
@@ -69,6 +87,14 @@ pub enum CliError {
     /// `check` found problems.
     #[error("{0} pre-flight check(s) failed")]
     ChecksFailed(usize),
+    /// Reconciliation could not run.
+    #[error("reconciliation")]
+    Reconcile(#[from] crate::reconcile::ReconcileError),
+    /// Reconciliation found differences.
+    #[error(
+        "legacy and events disagree (see the report); repair with `cdc-bridge reconcile --redrive-divergent`"
+    )]
+    Diverged,
     /// Usage or I/O.
     #[error("{0}")]
     Other(String),
@@ -117,7 +143,65 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Check => check(&shared).await,
         Command::Status => status(&shared).await,
         Command::Snapshot { table } => Ok(snapshot::run_on_demand(&shared, &table).await?),
+        Command::Reconcile {
+            settings,
+            json,
+            redrive,
+            redrive_divergent,
+        } => {
+            let settings = match settings {
+                Some(path) => reconcile::ReconcileSettings::load(&path)?,
+                None => reconcile::ReconcileSettings::default(),
+            };
+            let opts = reconcile::ReconcileOptions::from_bridge(&shared.config, settings);
+            reconcile_command(&opts, json, &redrive, redrive_divergent).await
+        }
     }
+}
+
+async fn reconcile_command(
+    opts: &reconcile::ReconcileOptions,
+    json: bool,
+    redrive: &[i64],
+    redrive_divergent: bool,
+) -> Result<(), CliError> {
+    if !redrive.is_empty() {
+        return print_redrive(&reconcile::redrive(opts, redrive).await?, json);
+    }
+    let report = reconcile::reconcile(opts).await?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{}", report.to_table());
+    }
+    if redrive_divergent {
+        let orders = report.orders_to_redrive();
+        if !orders.is_empty() {
+            print_redrive(&reconcile::redrive(opts, &orders).await?, json)?;
+        }
+    }
+    if report.exit_code() == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Diverged)
+    }
+}
+
+fn print_redrive(outcome: &reconcile::RedriveOutcome, json: bool) -> Result<(), CliError> {
+    if json {
+        let text =
+            serde_json::to_string_pretty(outcome).map_err(|e| CliError::Other(e.to_string()))?;
+        println!("{text}");
+    } else {
+        println!(
+            "re-drove {} order(s) as {} reconciliation event(s) at legacy snapshot {}; not in legacy: {:?}",
+            outcome.republished.len(),
+            outcome.events,
+            outcome.snapshot_lsn,
+            outcome.not_in_legacy
+        );
+    }
+    Ok(())
 }
 
 async fn run(shared: Arc<Shared>) -> Result<(), CliError> {
