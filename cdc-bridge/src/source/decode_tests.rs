@@ -319,8 +319,14 @@ fn out_of_range_timestamps_are_decode_errors() {
         timestamp: i64::MAX,
         xid: 7,
     };
-    let err = d.decode(begin, 0).expect_err("BEGIN at i64::MAX must not decode");
-    assert!(err.0.contains("BEGIN timestamp"), "unexpected error: {}", err.0);
+    let err = d
+        .decode(begin, 0)
+        .expect_err("BEGIN at i64::MAX must not decode");
+    assert!(
+        err.0.contains("BEGIN timestamp"),
+        "unexpected error: {}",
+        err.0
+    );
     assert_eq!(unix_micros(i64::MAX, "x").ok(), None);
     assert_eq!(unix_micros(0, "x").ok(), Some(PG_EPOCH_OFFSET_MICROS));
 }
