@@ -48,7 +48,7 @@ pub async fn serve(
     let resilience: Vec<_> = config
         .capabilities
         .iter()
-        .map(|c| c.resilience.clone())
+        .map(|c| (c.resilience.clone(), c.shadow.clone()))
         .collect();
     let guards = Arc::new(Guards::new(&table, &resilience));
     let store = Store::open(&config.store).await?;

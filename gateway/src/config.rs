@@ -191,6 +191,9 @@ pub struct CapabilityConfig {
     /// Timeouts, bulkhead, breaker, retries and fallback per side; defaults when absent.
     #[serde(default)]
     pub resilience: crate::resilience::ResilienceConfig,
+    /// Shadow traffic (toggle state `shadow`): methods, bounds, comparison.
+    #[serde(default)]
+    pub shadow: crate::shadow::ShadowConfig,
 }
 
 impl CapabilityConfig {
@@ -337,7 +340,15 @@ impl Config {
             if let Err(e) = cap.initial_state() {
                 problems.push(ConfigProblem::new(format!("{key}.state"), e));
             }
-            for p in cap.resilience.validate(&format!("{key}.resilience")) {
+            let shadow_at = format!("{key}.shadow");
+            let shadow_problems = cap.shadow.validate(&shadow_at).into_iter().chain(
+                crate::shadow::Comparator::new(
+                    &cap.shadow.compare,
+                    &format!("{shadow_at}.compare"),
+                )
+                .err(),
+            );
+            for p in shadow_problems.chain(cap.resilience.validate(&format!("{key}.resilience"))) {
                 problems.push(ConfigProblem::new(p.key, p.reason));
             }
             if let Some(sticky) = &cap.sticky {

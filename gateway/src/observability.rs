@@ -39,6 +39,10 @@ pub const RETRIES: &str = "fig_gateway_retries";
 /// Circuit breaker state per capability and side: closed 0, half-open 1, open 2.
 pub const BREAKER_STATE: &str = "fig_gateway_breaker_state";
 
+/// Shadowed requests per capability by outcome: `match`, `mismatch`, `error`, or why the shadow
+/// call was skipped (`saturated`, `body_over_bound`, …).
+pub const SHADOW: &str = "fig_gateway_shadow_requests";
+
 /// Label key: why a call failed (`connect`, `breaker_open`, `shed`, `no_response`, …).
 pub const LABEL_FAILURE: &str = "failure";
 /// Label key: capability name (`default` for unmatched requests).
@@ -111,6 +115,7 @@ pub struct Metrics {
     shed: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     breaker_state: Family<Labels, Gauge>,
+    shadow: Family<Labels, Counter>,
     names: Vec<String>,
 }
 
@@ -209,7 +214,14 @@ impl Metrics {
             "Circuit breaker state: closed 0, half-open 1, open 2",
             breaker_state.clone(),
         );
+        let shadow = Family::<Labels, Counter>::default();
+        registry.register(
+            SHADOW,
+            "Shadowed requests by outcome (match, mismatch, error, skip reason)",
+            shadow.clone(),
+        );
         Metrics {
+            shadow,
             fallbacks,
             shed,
             retries,
@@ -277,6 +289,16 @@ impl Metrics {
             .get_or_create(&vec![
                 (LABEL_CAPABILITY, self.name(capability).to_string()),
                 (LABEL_FAILURE, failure.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts a shadowed request's outcome.
+    pub fn count_shadow(&self, capability: Option<usize>, outcome: &str) {
+        self.shadow
+            .get_or_create(&vec![
+                (LABEL_CAPABILITY, self.name(capability).to_string()),
+                (LABEL_OUTCOME, outcome.to_string()),
             ])
             .inc();
     }

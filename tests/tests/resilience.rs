@@ -2,12 +2,15 @@
 //! real upstreams that can be killed, held (slow) or made to fail. Killing the new upstream under
 //! load costs idempotent requests nothing (fallback to legacy) and fails writes fast; a slow new
 //! upstream trips its timeout and then its breaker, which half-opens and recovers; a full
-//! bulkhead sheds with 503 while another capability is unaffected.
+//! bulkhead sheds with 503 while another capability is unaffected. Shadow traffic and its
+//! comparison are in [`shadow`].
 
 // The gateway tests' harness, compiled here too: this module uses part of it.
 #[allow(dead_code, clippy::duplicate_mod)]
 #[path = "gateway/support.rs"]
 mod support;
+
+mod shadow;
 
 use axum::Router;
 use axum::response::IntoResponse;

@@ -53,6 +53,7 @@ pub fn app(state: AdminState) -> Router {
         .route("/api/v1/capabilities/{name}", get(show))
         .route("/api/v1/capabilities/{name}/toggle", put(set_toggle))
         .route("/api/v1/capabilities/{name}/rollback", post(rollback))
+        .route("/api/v1/capabilities/{name}/mismatches", get(mismatches))
         .route("/api/v1/history", get(history))
         .route("/api/v1/explain", post(explain))
         .with_state(state)
@@ -291,6 +292,43 @@ async fn show(
         &live.toggles.0[i],
         guards.as_deref().map(|g| &**g),
     )))
+}
+
+/// `GET .../mismatches`: the shadow counters and the last mismatches (newest first), with their
+/// redacted diffs.
+async fn mismatches(
+    State(st): State<AdminState>,
+    guards: Option<Extension<Arc<Guards>>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    authorize(
+        &st,
+        &headers,
+        remote,
+        Role::Viewer,
+        "GET /api/v1/capabilities/{name}/mismatches",
+        Some(&name),
+    )
+    .await?;
+    let live = st.control.live().load_full();
+    let unknown = || AdminError::from(ChangeError::UnknownCapability(name.clone()));
+    live.table.index_of(&name).ok_or_else(unknown)?;
+    let Some(Extension(guards)) = guards else {
+        return Ok(
+            Json(json!({ "capability": name, "counts": null, "mismatches": [] })).into_response(),
+        );
+    };
+    let shadow = guards.shadow(&live.table, &name).ok_or_else(unknown)?;
+    let counts = shadow.log.counts();
+    Ok(Json(json!({
+        "capability": name,
+        "mismatch_rate": counts.mismatch_rate(),
+        "counts": counts,
+        "mismatches": shadow.log.recent(),
+    }))
+    .into_response())
 }
 
 /// `PUT .../toggle` body.

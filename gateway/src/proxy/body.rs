@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::resilience::{BulkheadPermit, TimedBody, timed_body::BoxError};
+use crate::shadow::TeeBody;
 
 /// Decrements the in-flight gauge when dropped.
 #[derive(Debug)]
@@ -42,6 +43,16 @@ pub enum ProxyBody {
         /// Released when the body is done or dropped.
         _in_flight: InFlight,
     },
+    /// Legacy's body under shadow: streamed unchanged while a bounded copy is kept for the
+    /// comparison.
+    Teed {
+        /// The streaming body.
+        body: Pin<Box<TeeBody<TimedBody<Incoming>>>>,
+        /// The bulkhead slot.
+        _slot: BulkheadPermit,
+        /// Released when the body is done or dropped.
+        _in_flight: InFlight,
+    },
     /// A body made here.
     Local(Full<Bytes>),
 }
@@ -63,6 +74,7 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Upstream { body, .. } => body.as_mut().poll_frame(cx),
+            ProxyBody::Teed { body, .. } => body.as_mut().poll_frame(cx),
             ProxyBody::Local(full) => Pin::new(full)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
@@ -72,6 +84,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Teed { body, .. } => body.is_end_stream(),
             ProxyBody::Local(full) => full.is_end_stream(),
         }
     }
@@ -79,6 +92,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Teed { body, .. } => body.size_hint(),
             ProxyBody::Local(full) => full.size_hint(),
         }
     }

@@ -7,7 +7,11 @@
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use super::shadowing::ShadowState;
+use crate::shadow::ShadowConfig;
 
 use super::upstream::{UpstreamBody, UpstreamError, Upstreams};
 use crate::config::UpstreamProtocol;
@@ -35,6 +39,8 @@ pub struct CapabilityGuard {
     pub sides: [SideGuard; 2],
     /// When new's failures go to legacy.
     pub fallback: FallbackConfig,
+    /// Shadow gate, comparator and mismatch log.
+    pub shadow: Arc<ShadowState>,
 }
 
 /// Every capability's guards, in table order; the default route last.
@@ -45,7 +51,7 @@ pub struct Guards {
 
 impl Guards {
     /// Guards for the table, from each capability's `resilience` settings (validated already).
-    pub fn new(table: &RouteTable, configs: &[ResilienceConfig]) -> Guards {
+    pub fn new(table: &RouteTable, configs: &[(ResilienceConfig, ShadowConfig)]) -> Guards {
         let now = Instant::now();
         let side = |c: &SideResilience| SideGuard {
             bulkhead: Bulkhead::new(c.bulkhead),
@@ -53,13 +59,17 @@ impl Guards {
             retry: RetryPolicy::new(c.retry),
             timeouts: c.timeouts,
         };
-        let default = ResilienceConfig::default();
+        let default = (ResilienceConfig::default(), ShadowConfig::default());
         let caps = (0..=table.capabilities.len())
             .map(|i| {
-                let c = configs.get(i).unwrap_or(&default);
+                let (c, shadow) = configs.get(i).unwrap_or(&default);
                 CapabilityGuard {
                     sides: [side(&c.legacy), side(&c.new)],
                     fallback: c.fallback,
+                    shadow: Arc::new(ShadowState::new(
+                        shadow,
+                        &format!("capability[{i}].shadow.compare"),
+                    )),
                 }
             })
             .collect();
@@ -70,6 +80,11 @@ impl Guards {
     pub fn capability(&self, capability: Option<usize>) -> &CapabilityGuard {
         let last = self.caps.len() - 1;
         &self.caps[capability.unwrap_or(last).min(last)]
+    }
+
+    /// The shadow machinery of capability `name`.
+    pub fn shadow(&self, table: &RouteTable, name: &str) -> Option<&ShadowState> {
+        table.index_of(name).map(|i| &*self.caps[i].shadow)
     }
 
     /// Every connect timeout configured, so the client pools can honour each.
@@ -101,6 +116,11 @@ pub enum Outcome {
 }
 
 impl SideGuard {
+    /// This side's timeouts.
+    pub fn timeouts(&self) -> &TimeoutConfig {
+        &self.timeouts
+    }
+
     /// One attempt: take a slot, pass the breaker, send with the timers running.
     pub async fn attempt(
         &self,

@@ -11,6 +11,7 @@
 pub mod body;
 pub mod guard;
 pub mod headers;
+pub mod shadowing;
 pub mod upstream;
 
 use arc_swap::ArcSwap;
@@ -30,9 +31,11 @@ use crate::observability::Metrics;
 use crate::resilience::retry::may_fall_back;
 use crate::resilience::{AttemptFailure, RequestFacts};
 use crate::route::{self, RequestParts, Side, Upstream};
+use crate::shadow::{ShadowAdmission, tee};
 use body::{InFlight, ProxyBody};
 use guard::{Answer, Guards, Outcome, fail_fast_status, reason};
 use http_body::Body as _;
+use shadowing::ShadowJob;
 use upstream::{BoxError, UpstreamBody, Upstreams};
 
 /// What the public listener needs.
@@ -161,13 +164,28 @@ impl Proxy {
         }
         // Only a request without a body can be sent a second time (retry or fallback).
         let facts = RequestFacts::new(&out.method, body.is_end_stream());
-        let body = body.map_err(|e| BoxError::from(ClientBodyError(e)));
+        let cap = decision.capability;
+        let guard = self.guards.capability(cap);
+        let client_body = |e| BoxError::from(ClientBodyError(e));
+        let mut shadow = None;
+        let body = match (decision.shadow && cap.is_some() && decision.side == Side::Legacy)
+            .then(|| guard.shadow.gate.admit(&out.method, 100.0, 0.0))
+        {
+            Some(ShadowAdmission::Admitted(permit)) => {
+                let (teed, copy) = tee(body, guard.shadow.config.max_body_bytes);
+                shadow = Some((permit, copy));
+                teed.map_err(client_body).boxed_unsync()
+            }
+            Some(ShadowAdmission::Skipped(reason)) => {
+                guard.shadow.log.count_skipped(reason);
+                self.metrics.count_shadow(cap, reason.as_label());
+                body.map_err(client_body).boxed_unsync()
+            }
+            None => body.map_err(client_body).boxed_unsync(),
+        };
         let limited = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
             .map_err(BoxError::from)
             .boxed_unsync();
-
-        let cap = decision.capability;
-        let guard = self.guards.capability(cap);
         let legacy_upstream = match cap {
             Some(i) => &live.table.capabilities[i].legacy,
             None => &live.table.default_legacy,
@@ -206,6 +224,34 @@ impl Proxy {
                 let in_flight = InFlight::enter(&side_metrics.in_flight);
                 let (mut parts, body) = response.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
+                let shadowed = match shadow.take() {
+                    Some((permit, request_copy)) if answered_by == Side::Legacy => {
+                        let (teed, response_copy) =
+                            tee(body, guard.shadow.config.max_response_bytes);
+                        let new_timeouts = guard.sides[Side::New as usize].timeouts();
+                        let job = ShadowJob {
+                            state: guard.shadow.clone(),
+                            permit,
+                            upstreams: self.upstreams.clone(),
+                            out: out.clone(),
+                            new: upstream_new(&live.table, cap).clone(),
+                            legacy: legacy_upstream.clone(),
+                            connect_timeout: new_timeouts.connect,
+                            request_timeout: new_timeouts.request,
+                            metrics: self.metrics.clone(),
+                            capability: cap,
+                            request_id: request_id.to_str().unwrap_or_default().to_string(),
+                        };
+                        job.spawn(
+                            request_copy,
+                            parts.status,
+                            parts.headers.clone(),
+                            response_copy,
+                        );
+                        Ok(teed)
+                    }
+                    _ => Err(body),
+                };
                 if self.expose_side_header {
                     parts.headers.insert(
                         SIDE_HEADER_NAME.clone(),
@@ -216,14 +262,19 @@ impl Proxy {
                     .headers
                     .entry(headers::REQUEST_ID)
                     .or_insert(request_id);
-                Response::from_parts(
-                    parts,
-                    ProxyBody::Upstream {
+                let body = match shadowed {
+                    Ok(teed) => ProxyBody::Teed {
+                        body: Box::pin(teed),
+                        _slot: slot,
+                        _in_flight: in_flight,
+                    },
+                    Err(body) => ProxyBody::Upstream {
                         body: Box::pin(body),
                         _slot: slot,
                         _in_flight: in_flight,
                     },
-                )
+                };
+                Response::from_parts(parts, body)
             }
             Outcome::ClientBody(e) if caused_by_body_limit(&e) => {
                 side_metrics.count_status(400);
@@ -315,7 +366,9 @@ impl Proxy {
     }
 }
 
-/// What is sent upstream, kept so that the request can be rebuilt for a retry or a fallback.
+/// What is sent upstream, kept so that the request can be rebuilt for a retry, a fallback or
+/// a shadow call.
+#[derive(Clone)]
 struct Outbound {
     method: http::Method,
     pq: PathAndQuery,
@@ -360,6 +413,14 @@ impl Outbound {
             .path_and_query(pq)
             .build()
             .ok()
+    }
+}
+
+/// New's upstream of a capability (the default route has none: its legacy stands in).
+fn upstream_new(table: &route::RouteTable, cap: Option<usize>) -> &Upstream {
+    match cap {
+        Some(i) => &table.capabilities[i].new,
+        None => &table.default_legacy,
     }
 }
 
