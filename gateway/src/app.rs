@@ -15,14 +15,15 @@ use tokio::sync::watch;
 
 use crate::admin::{self, AdminState, auth::Tokens};
 use crate::config::{Config, TOKENS_ENV};
-use crate::control::ControlPlane;
+use crate::control::{Actor, ChangeError, ControlPlane};
 use crate::error::GatewayError;
 use crate::observability::Metrics;
-use crate::proxy::guard::Guards;
+use crate::proxy::guard::{Guards, SloBreach};
 use crate::proxy::upstream::Upstreams;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::route::RouteTable;
 use crate::store::Store;
+use crate::toggle::ToggleState;
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,7 +51,8 @@ pub async fn serve(
         .iter()
         .map(|c| (c.resilience.clone(), c.shadow.clone()))
         .collect();
-    let guards = Arc::new(Guards::new(&table, &resilience));
+    let (breaches_tx, breaches) = tokio::sync::mpsc::channel(SLO_BREACH_QUEUE);
+    let guards = Arc::new(Guards::new(&table, &resilience).with_breaches(breaches_tx));
     let store = Store::open(&config.store).await?;
     let stored = store.load().await?;
     let changes = match &store {
@@ -58,6 +60,11 @@ pub async fn serve(
         Store::File(_) => None,
     };
     let control = Arc::new(ControlPlane::new(table, &stored, store, metrics.clone()));
+    let roll_backer = tokio::spawn(roll_back_on_breach(
+        control.clone(),
+        metrics.clone(),
+        breaches,
+    ));
     let watcher = changes.map(|mut rx| {
         let control = control.clone();
         tokio::spawn(async move {
@@ -102,6 +109,7 @@ pub async fn serve(
     )
     .await;
     let _ = stop_tx.send(true);
+    roll_backer.abort();
     if let Some(w) = watcher {
         w.abort();
     }
@@ -130,6 +138,51 @@ fn load_tokens(config: &Config) -> Result<Tokens, GatewayError> {
         tokens.extend(Tokens::parse(&text, TOKENS_ENV).map_err(GatewayError::Tokens)?);
     }
     Ok(tokens)
+}
+
+/// SLO breaches waiting for the rollback task; more are dropped (a rollback is pending).
+const SLO_BREACH_QUEUE: usize = 16;
+/// The actor named in the audit log for automatic rollbacks.
+pub const SLO_GUARD_ACTOR: &str = "system:slo-guard";
+
+/// Rolls a capability back when its SLO guard reports a breach: to its previous state, or to
+/// legacy when it has none; audited as a system action with the figures, counted, and logged
+/// at error level. A capability no longer on new (already rolled back) is left alone.
+async fn roll_back_on_breach(
+    control: Arc<ControlPlane>,
+    metrics: Arc<Metrics>,
+    mut breaches: tokio::sync::mpsc::Receiver<SloBreach>,
+) {
+    let actor = Actor {
+        name: SLO_GUARD_ACTOR.to_string(),
+        role: "system".to_string(),
+        remote: None,
+    };
+    while let Some(SloBreach { capability, breach }) = breaches.recv().await {
+        let live = control.live().load_full();
+        let name = live.table.capabilities[capability].name.to_string();
+        let state = live.toggles.state(capability);
+        if !matches!(state, ToggleState::New | ToggleState::Percent { .. }) {
+            continue;
+        }
+        let figures = serde_json::to_string(&breach.figures).unwrap_or_default();
+        tracing::error!(capability = %name, breach = %breach, figures = %figures, "SLO guard breach: rolling the capability back");
+        let reason = format!("automatic rollback: {breach}; figures {figures}");
+        let done = match control.rollback(&actor, &name, &reason).await {
+            Err(ChangeError::NothingToRollBack(_)) => {
+                control
+                    .set(&actor, &name, ToggleState::Legacy, &reason)
+                    .await
+            }
+            other => other,
+        };
+        match done {
+            Ok(_) => metrics.count_auto_rollback(capability),
+            Err(e) => {
+                tracing::error!(capability = %name, error = %e, "automatic rollback failed")
+            }
+        }
+    }
 }
 
 /// What each public worker builds its [`Proxy`] from.

@@ -43,6 +43,9 @@ pub const BREAKER_STATE: &str = "fig_gateway_breaker_state";
 /// call was skipped (`saturated`, `body_over_bound`, …).
 pub const SHADOW: &str = "fig_gateway_shadow_requests";
 
+/// Automatic rollbacks by the SLO guard, by capability.
+pub const AUTO_ROLLBACKS: &str = "fig_gateway_slo_rollbacks";
+
 /// Label key: why a call failed (`connect`, `breaker_open`, `shed`, `no_response`, …).
 pub const LABEL_FAILURE: &str = "failure";
 /// Label key: capability name (`default` for unmatched requests).
@@ -116,6 +119,7 @@ pub struct Metrics {
     retries: Family<Labels, Counter>,
     breaker_state: Family<Labels, Gauge>,
     shadow: Family<Labels, Counter>,
+    auto_rollbacks: Family<Labels, Counter>,
     names: Vec<String>,
 }
 
@@ -220,7 +224,14 @@ impl Metrics {
             "Shadowed requests by outcome (match, mismatch, error, skip reason)",
             shadow.clone(),
         );
+        let auto_rollbacks = Family::<Labels, Counter>::default();
+        registry.register(
+            AUTO_ROLLBACKS,
+            "Automatic rollbacks by the SLO guard",
+            auto_rollbacks.clone(),
+        );
         Metrics {
+            auto_rollbacks,
             shadow,
             fallbacks,
             shed,
@@ -300,6 +311,16 @@ impl Metrics {
                 (LABEL_CAPABILITY, self.name(capability).to_string()),
                 (LABEL_OUTCOME, outcome.to_string()),
             ])
+            .inc();
+    }
+
+    /// Counts an automatic rollback.
+    pub fn count_auto_rollback(&self, capability: usize) {
+        self.auto_rollbacks
+            .get_or_create(&vec![(
+                LABEL_CAPABILITY,
+                self.name(Some(capability)).to_string(),
+            )])
             .inc();
     }
 

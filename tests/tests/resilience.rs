@@ -141,7 +141,9 @@ async fn killed_new_upstream_costs_reads_nothing_and_fails_writes_fast() {
     let legacy = Backend::start("legacy").await;
     let mut new = Upstream::start("new");
     let dir = TempDir::new();
-    let config = format!("{}{}", store(&dir), capability("orders", &new.url, ""));
+    // The SLO guard would roll the capability back to legacy; this test is about fallback.
+    let extra = "[capability.resilience.slo_guard]\nenabled = false\n";
+    let config = format!("{}{}", store(&dir), capability("orders", &new.url, extra));
     let gw = Gateway::start(&dir, &legacy.url, &config).await;
     let http = http();
     let stop = Arc::new(AtomicBool::new(false));
@@ -356,5 +358,58 @@ async fn full_bulkhead_sheds_while_other_capability_is_unaffected() {
         let resp = h.await.expect("task").expect("held request answered");
         assert_eq!(resp.status(), 200);
     }
+    gw.shutdown().await;
+}
+
+/// A new upstream answering 500 to everything: reads keep working through fallback, and the SLO
+/// guard rolls the capability back to legacy, audited as a system action with its figures and
+/// counted in a metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_new_upstream_is_rolled_back_automatically_and_audited() {
+    let legacy = Backend::start("legacy").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let new_url = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = Router::new().fallback(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let dir = TempDir::new();
+    let extra = "[capability.resilience.slo_guard]\nmin_samples = 20\n";
+    let config = format!("{}{}", store(&dir), capability("orders", &new_url, extra));
+    let gw = Gateway::start(&dir, &legacy.url, &config).await;
+    let http = http();
+    wait_for("the automatic rollback", Duration::from_secs(10), || {
+        let (http, gw) = (&http, &gw);
+        async move {
+            let resp = http
+                .get(format!("{}/orders/1", gw.public))
+                .send()
+                .await
+                .expect("answered");
+            assert_eq!(resp.status(), 200, "reads are served by fallback meanwhile");
+            let view = gw.view(http, "/api/v1/capabilities/orders").await;
+            (view["state"] == "legacy").then_some(())
+        }
+    })
+    .await;
+    let history = gw.view(&http, "/api/v1/history").await.to_string();
+    assert!(
+        history.contains(gateway::app::SLO_GUARD_ACTOR),
+        "the rollback is audited as a system action: {history}"
+    );
+    assert!(
+        history.contains("error rate") && history.contains("samples"),
+        "the audit carries the figures: {history}"
+    );
+    let rollbacks = metric(
+        &http,
+        &gw,
+        gateway::observability::AUTO_ROLLBACKS,
+        &["capability=\"orders\""],
+    )
+    .await;
+    assert_eq!(rollbacks, 1.0, "the rollback is counted");
     gw.shutdown().await;
 }

@@ -7,7 +7,7 @@
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::shadowing::ShadowState;
@@ -16,8 +16,9 @@ use crate::shadow::ShadowConfig;
 use super::upstream::{UpstreamBody, UpstreamError, Upstreams};
 use crate::config::UpstreamProtocol;
 use crate::resilience::{
-    AttemptFailure, Bulkhead, BulkheadPermit, FallbackConfig, ResilienceConfig, RetryPolicy,
-    SharedBreaker, SideResilience, TimedBody, TimedOut, TimeoutConfig,
+    AttemptFailure, Breach, Bulkhead, BulkheadPermit, FallbackConfig, ResilienceConfig,
+    RetryPolicy, SharedBreaker, SideResilience, SloGuard, TimedBody, TimedOut, TimeoutConfig,
+    Verdict,
 };
 use crate::route::{RouteTable, Side};
 
@@ -41,12 +42,58 @@ pub struct CapabilityGuard {
     pub fallback: FallbackConfig,
     /// Shadow gate, comparator and mismatch log.
     pub shadow: Arc<ShadowState>,
+    slo: Option<Mutex<SloWatch>>,
+}
+
+/// The SLO guard of one capability and when it last evaluated.
+#[derive(Debug)]
+struct SloWatch {
+    guard: SloGuard,
+    evaluated: Instant,
+}
+
+/// Least time between two SLO evaluations of one capability (they read the whole window).
+const SLO_EVALUATION_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A breach of a capability's SLO guard, for the control plane to roll back.
+#[derive(Debug)]
+pub struct SloBreach {
+    /// Index of the capability in the table.
+    pub capability: usize,
+    /// The figures.
+    pub breach: Breach,
+}
+
+impl CapabilityGuard {
+    /// Records one call to `side` (`ok` false for connect errors, timeouts and 5xx) and returns
+    /// a breach when new now does worse than allowed; the windows restart after a breach.
+    pub fn record_call(&self, side: Side, ok: bool, latency: Duration) -> Option<Breach> {
+        let slo = self.slo.as_ref()?;
+        let now = Instant::now();
+        let mut watch = slo.lock().unwrap_or_else(PoisonError::into_inner);
+        match side {
+            Side::New => watch.guard.record_new(ok, latency, now),
+            Side::Legacy => watch.guard.record_legacy(ok, latency, now),
+        }
+        if side == Side::Legacy || now.duration_since(watch.evaluated) < SLO_EVALUATION_INTERVAL {
+            return None;
+        }
+        watch.evaluated = now;
+        match watch.guard.evaluate(now) {
+            Verdict::Breach(b) => {
+                watch.guard.reset();
+                Some(b)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Every capability's guards, in table order; the default route last.
 #[derive(Debug)]
 pub struct Guards {
     caps: Vec<CapabilityGuard>,
+    breaches: Option<tokio::sync::mpsc::Sender<SloBreach>>,
 }
 
 impl Guards {
@@ -66,6 +113,12 @@ impl Guards {
                 CapabilityGuard {
                     sides: [side(&c.legacy), side(&c.new)],
                     fallback: c.fallback,
+                    slo: c.slo_guard.enabled.then(|| {
+                        Mutex::new(SloWatch {
+                            guard: SloGuard::new(c.slo_guard, now),
+                            evaluated: now,
+                        })
+                    }),
                     shadow: Arc::new(ShadowState::new(
                         shadow,
                         &format!("capability[{i}].shadow.compare"),
@@ -73,7 +126,31 @@ impl Guards {
                 }
             })
             .collect();
-        Guards { caps }
+        Guards {
+            caps,
+            breaches: None,
+        }
+    }
+
+    /// Where SLO breaches are sent (the control plane's rollback task).
+    pub fn with_breaches(mut self, breaches: tokio::sync::mpsc::Sender<SloBreach>) -> Guards {
+        self.breaches = Some(breaches);
+        self
+    }
+
+    /// Records one call of a capability (`None`: the default route, not guarded) and hands a
+    /// breach to the rollback task.
+    pub fn record_call(&self, capability: Option<usize>, side: Side, ok: bool, latency: Duration) {
+        let Some(i) = capability else { return };
+        if let Some(breach) = self.caps[i].record_call(side, ok, latency)
+            && let Some(tx) = &self.breaches
+        {
+            // A full queue means a rollback of this kind is already pending.
+            let _ = tx.try_send(SloBreach {
+                capability: i,
+                breach,
+            });
+        }
     }
 
     /// The guard of a capability (`None`: the default route).

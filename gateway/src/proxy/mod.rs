@@ -191,10 +191,16 @@ impl Proxy {
             None => &live.table.default_legacy,
         };
         let mut answered_by = decision.side;
+        let started = Instant::now();
         let mut outcome = self
             .call_side(cap, decision.side, upstream, &out, facts, Some(limited))
             .instrument(span.clone())
             .await;
+        if !matches!(outcome, Outcome::ClientBody(_)) {
+            let ok = outcome.failure().is_none();
+            self.guards
+                .record_call(cap, decision.side, ok, started.elapsed());
+        }
         // A tester who forced new wants new's own answer, failures included: no fallback.
         let forced = matches!(decision.reason, route::Reason::Forced { .. });
         if decision.side == Side::New
