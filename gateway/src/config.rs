@@ -393,3 +393,32 @@ fn default_drain_timeout() -> Duration {
 fn default_state() -> String {
     "legacy".to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resilience and shadow settings are checked with the rest, each problem naming its key;
+    /// a capability without them gets the defaults.
+    #[test]
+    fn resilience_and_shadow_problems_name_their_keys() {
+        let text = "legacy = \"http://127.0.0.1:1\"\n\
+            [[capability]]\nname = \"orders\"\nnew = \"http://127.0.0.1:2\"\nroutes = [{ prefix = \"/orders\" }]\n\
+            [capability.resilience.new.bulkhead]\nmax_concurrent = 0\n\
+            [capability.shadow]\nmethods = [\"get\"]\n\
+            [[capability]]\nname = \"users\"\nnew = \"http://127.0.0.1:3\"\nroutes = [{ prefix = \"/users\" }]\n";
+        let config = Config::parse(text).expect("parses");
+        let keys: Vec<String> = config.validate().into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "capability[0].shadow.methods[0]",
+                "capability[0].resilience.new.bulkhead.max_concurrent",
+            ]
+        );
+        assert_eq!(
+            config.capabilities[1].resilience,
+            crate::resilience::ResilienceConfig::default()
+        );
+    }
+}
