@@ -80,6 +80,8 @@ pub struct SideMetrics {
     pub duration: Histogram,
     /// Requests in flight.
     pub in_flight: Gauge,
+    /// The side's breaker state (closed 0, half-open 1, open 2).
+    pub breaker_state: Gauge,
 }
 
 impl SideMetrics {
@@ -117,7 +119,6 @@ pub struct Metrics {
     fallbacks: Family<Labels, Counter>,
     shed: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
-    breaker_state: Family<Labels, Gauge>,
     shadow: Family<Labels, Counter>,
     auto_rollbacks: Family<Labels, Counter>,
     names: Vec<String>,
@@ -131,6 +132,7 @@ impl Metrics {
         let duration =
             Family::<Labels, Histogram>::new_with_constructor(new_histogram as fn() -> Histogram);
         let in_flight = Family::<Labels, Gauge>::default();
+        let breaker_state = Family::<Labels, Gauge>::default();
         let mut names: Vec<String> = table
             .capabilities
             .iter()
@@ -153,6 +155,7 @@ impl Metrics {
                         }),
                         duration: duration.get_or_create(&base).clone(),
                         in_flight: in_flight.get_or_create(&base).clone(),
+                        breaker_state: breaker_state.get_or_create(&base).clone(),
                     }
                 })
             })
@@ -205,7 +208,6 @@ impl Metrics {
         let fallbacks = Family::<Labels, Counter>::default();
         let shed = Family::<Labels, Counter>::default();
         let retries = Family::<Labels, Counter>::default();
-        let breaker_state = Family::<Labels, Gauge>::default();
         registry.register(
             FALLBACKS,
             "Requests new failed that legacy answered instead, by failure",
@@ -236,7 +238,6 @@ impl Metrics {
             fallbacks,
             shed,
             retries,
-            breaker_state,
             registry,
             sides,
             toggle_state,
@@ -336,13 +337,6 @@ impl Metrics {
         self.retries
             .get_or_create(&self.side_labels(capability, side))
             .inc();
-    }
-
-    /// Publishes a breaker's state (gauge: closed 0, half-open 1, open 2).
-    pub fn set_breaker_state(&self, capability: Option<usize>, side: Side, gauge: i64) {
-        self.breaker_state
-            .get_or_create(&self.side_labels(capability, side))
-            .set(gauge);
     }
 
     fn name(&self, capability: Option<usize>) -> &str {

@@ -353,8 +353,9 @@ impl Proxy {
             side_metrics
                 .duration
                 .observe(now.duration_since(started).as_secs_f64());
-            self.metrics
-                .set_breaker_state(cap, side, guard.breaker.snapshot(now).state.as_gauge());
+            side_metrics
+                .breaker_state
+                .set(guard.breaker.snapshot(now).state.as_gauge());
             if let Outcome::Failed(AttemptFailure::Shed, _) = outcome {
                 self.metrics.count_shed(cap, side);
             }
