@@ -82,7 +82,8 @@ pub async fn serve(
         tokens,
         metrics: metrics.clone(),
     })
-    .layer(axum::Extension(guards.clone()));
+    .layer(axum::Extension(guards.clone()))
+    .layer(axum::Extension(config.console.clone()));
     let admin_addr = admin.local_addr().ok();
     let admin_task = tokio::spawn(
         axum::serve(

@@ -84,6 +84,44 @@ pub struct Config {
     /// The capabilities being migrated.
     #[serde(default, rename = "capability")]
     pub capabilities: Vec<CapabilityConfig>,
+    /// The operator console (`GET /console` on the admin listener).
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `[console]`: what the operator console shows besides the gateway's own state.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// The CDC bridge's Prometheus endpoint, e.g. `http://127.0.0.1:9187/metrics`, fetched by the
+    /// gateway (never the browser) for the console's CDC panel; the panel says "not configured"
+    /// when absent.
+    #[serde(default)]
+    pub bridge_metrics_url: Option<String>,
+}
+
+impl ConsoleConfig {
+    /// Problems with `[console]`, each naming its key.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let Some(url) = &self.bridge_metrics_url else {
+            return Vec::new();
+        };
+        let key = "console.bridge_metrics_url";
+        match url.parse::<http::Uri>() {
+            Err(e) => vec![ConfigProblem::new(
+                key,
+                format!("`{url}` is not a URL: {e}"),
+            )],
+            Ok(uri) if uri.scheme() != Some(&http::uri::Scheme::HTTP) => vec![ConfigProblem::new(
+                key,
+                format!("`{url}`: only http:// URLs are supported"),
+            )],
+            Ok(uri) if uri.authority().is_none() => {
+                vec![ConfigProblem::new(key, format!("`{url}` has no host"))]
+            }
+            Ok(_) => Vec::new(),
+        }
+    }
 }
 
 /// `[admin]`.
@@ -364,6 +402,7 @@ impl Config {
                 }
             }
         }
+        problems.extend(self.console.validate());
         if let Err(mut table_problems) = crate::route::RouteTable::build(self) {
             problems.append(&mut table_problems);
         }
@@ -420,5 +459,23 @@ mod tests {
             config.capabilities[1].resilience,
             crate::resilience::ResilienceConfig::default()
         );
+    }
+
+    /// A console bridge URL that is not an http:// URL is refused, naming the key.
+    #[test]
+    fn console_bridge_url_problems_name_their_key() {
+        let base = "legacy = \"http://127.0.0.1:1\"\n[console]\n";
+        for bad in ["not a url", "https://bridge:9187/metrics", "/metrics"] {
+            let config =
+                Config::parse(&format!("{base}bridge_metrics_url = \"{bad}\"\n")).expect("parses");
+            let keys: Vec<String> = config.validate().into_iter().map(|p| p.key).collect();
+            assert_eq!(keys, vec!["console.bridge_metrics_url"], "{bad}");
+        }
+        let good = Config::parse(&format!(
+            "{base}bridge_metrics_url = \"http://127.0.0.1:9187/metrics\"\n"
+        ))
+        .expect("parses");
+        assert!(good.validate().is_empty());
+        assert!(Config::parse(&format!("{base}bridge = 1\n")).is_err());
     }
 }

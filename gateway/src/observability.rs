@@ -101,6 +101,26 @@ impl SideMetrics {
     pub fn count_error(&self) {
         self.by_class[5].inc();
     }
+
+    /// Requests answered so far, and of those the errors (5xx or no upstream response).
+    pub fn totals(&self) -> RequestTotals {
+        let count = |range: std::ops::Range<usize>| -> u64 {
+            self.by_class[range].iter().map(Counter::get).sum()
+        };
+        RequestTotals {
+            requests: count(0..CLASSES.len()),
+            errors: count(4..CLASSES.len()),
+        }
+    }
+}
+
+/// Cumulative request counts of one capability and side, read from the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTotals {
+    /// Every request, whatever its outcome.
+    pub requests: u64,
+    /// Of which 5xx answers and requests that got no upstream response.
+    pub errors: u64,
 }
 
 /// The gateway's metrics.

@@ -1,11 +1,15 @@
 //! The admin API, served on its own listener only: health, metrics, capabilities and their
-//! toggles, rollback, history and explain.
+//! toggles, rollback, history and explain; and the operator console (`/console`, see
+//! [`console`]) with the endpoints it reads ([`overview`], [`bridge`]).
 //!
 //! Every `/api/v1` call needs a bearer token; `viewer` may read, `operator` may also change.
 //! Every change, and every refused attempt (no token, wrong token, wrong role, bad body, store
 //! unreachable), is written to the audit log with who, when, from what to what and why.
 
 pub mod auth;
+pub mod bridge;
+pub mod console;
+pub mod overview;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -56,6 +60,14 @@ pub fn app(state: AdminState) -> Router {
         .route("/api/v1/capabilities/{name}/mismatches", get(mismatches))
         .route("/api/v1/history", get(history))
         .route("/api/v1/explain", post(explain))
+        .route("/api/v1/whoami", get(overview::whoami))
+        .route("/api/v1/overview", get(overview::overview))
+        .route("/api/v1/bridge", get(bridge::bridge))
+        .route("/console", get(console::page))
+        .route("/console/app.js", get(console::script))
+        .route("/console/app.css", get(console::stylesheet))
+        .layer(Extension(Arc::new(console::ConsoleState::new())))
+        .layer(axum::middleware::map_response(console::security_headers))
         .with_state(state)
 }
 
