@@ -2,6 +2,7 @@
 //! (`deploy/local/up`).
 
 mod bridge;
+mod console;
 mod deploy;
 mod gateway;
 mod journey;
