@@ -38,6 +38,9 @@ pub const SHED: &str = "fig_gateway_shed_requests";
 pub const RETRIES: &str = "fig_gateway_retries";
 /// Circuit breaker state per capability and side: closed 0, half-open 1, open 2.
 pub const BREAKER_STATE: &str = "fig_gateway_breaker_state";
+/// Responses cut because the upstream's body stalled (idle timeout) or ran past the whole-request
+/// timeout after the head had been forwarded, by capability and side.
+pub const RESPONSE_BODY_TIMEOUTS: &str = "fig_gateway_response_body_timeouts";
 
 /// Shadowed requests per capability by outcome: `match`, `mismatch`, `error`, or why the shadow
 /// call was skipped (`saturated`, `body_over_bound`, …).
@@ -82,6 +85,8 @@ pub struct SideMetrics {
     pub in_flight: Gauge,
     /// The side's breaker state (closed 0, half-open 1, open 2).
     pub breaker_state: Gauge,
+    /// Responses cut mid-body by the idle or whole-request timeout.
+    pub body_timeouts: Counter,
 }
 
 impl SideMetrics {
@@ -153,6 +158,7 @@ impl Metrics {
             Family::<Labels, Histogram>::new_with_constructor(new_histogram as fn() -> Histogram);
         let in_flight = Family::<Labels, Gauge>::default();
         let breaker_state = Family::<Labels, Gauge>::default();
+        let body_timeouts = Family::<Labels, Counter>::default();
         let mut names: Vec<String> = table
             .capabilities
             .iter()
@@ -176,6 +182,7 @@ impl Metrics {
                         duration: duration.get_or_create(&base).clone(),
                         in_flight: in_flight.get_or_create(&base).clone(),
                         breaker_state: breaker_state.get_or_create(&base).clone(),
+                        body_timeouts: body_timeouts.get_or_create(&base).clone(),
                     }
                 })
             })
@@ -194,6 +201,11 @@ impl Metrics {
             IN_FLIGHT,
             "Requests whose response is still streaming",
             in_flight,
+        );
+        registry.register(
+            RESPONSE_BODY_TIMEOUTS,
+            "Responses cut mid-body by the idle or whole-request timeout",
+            body_timeouts,
         );
         let toggle_state = Family::<Labels, Gauge>::default();
         let toggle_percent = Family::<Labels, Gauge>::default();

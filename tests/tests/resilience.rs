@@ -3,13 +3,16 @@
 //! load costs idempotent requests nothing (fallback to legacy) and fails writes fast; a slow new
 //! upstream trips its timeout and then its breaker, which half-opens and recovers; a full
 //! bulkhead sheds with 503 while another capability is unaffected. Shadow traffic and its
-//! comparison are in [`shadow`].
+//! comparison are in [`shadow`]; requests with a body (kept for fallback, or not) in [`bodies`];
+//! response-body timeouts and same-side retries in [`retries`].
 
 // The gateway tests' harness, compiled here too: this module uses part of it.
 #[allow(dead_code, clippy::duplicate_mod)]
 #[path = "gateway/support.rs"]
 mod support;
 
+mod bodies;
+mod retries;
 mod shadow;
 
 use axum::Router;

@@ -1,33 +1,56 @@
 //! The response body the gateway sends: the upstream's, streamed through untouched, or a short
 //! local one (errors, refusals). The upstream variant carries the in-flight guard and the
-//! bulkhead slot, so a request counts (and holds its slot) until its response has streamed.
+//! bulkhead slot, so a request counts (and holds its slot) until its response has streamed; a
+//! body cut by the idle or whole-request timeout is counted in
+//! [`crate::observability::RESPONSE_BODY_TIMEOUTS`] as it fails.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::resilience::{BulkheadPermit, TimedBody, timed_body::BoxError};
+use crate::observability::SideMetrics;
+use crate::resilience::{BodyTimedOut, BulkheadPermit, TimedBody, timed_body::BoxError};
 use crate::shadow::TeeBody;
 
-/// Decrements the in-flight gauge when dropped.
+/// Decrements the in-flight gauge when dropped, and counts a response body cut by a timeout.
 #[derive(Debug)]
-pub struct InFlight(Gauge);
+pub struct InFlight {
+    gauge: Gauge,
+    body_timeouts: Counter,
+}
 
 impl InFlight {
-    /// Counts one request in.
-    pub fn enter(gauge: &Gauge) -> InFlight {
-        gauge.inc();
-        InFlight(gauge.clone())
+    /// Counts one request of this capability and side in.
+    pub fn enter(side: &SideMetrics) -> InFlight {
+        side.in_flight.inc();
+        InFlight {
+            gauge: side.in_flight.clone(),
+            body_timeouts: side.body_timeouts.clone(),
+        }
+    }
+
+    /// Passes a polled frame on, counting a timeout that ends the body.
+    fn watch(
+        &self,
+        polled: Poll<Option<Result<Frame<Bytes>, BoxError>>>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Poll::Ready(Some(Err(e))) = &polled
+            && e.is::<BodyTimedOut>()
+        {
+            self.body_timeouts.inc();
+        }
+        polled
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
     }
 }
 
@@ -40,8 +63,8 @@ pub enum ProxyBody {
         body: Pin<Box<TimedBody<Incoming>>>,
         /// The bulkhead slot, freed when the body is done or dropped.
         _slot: BulkheadPermit,
-        /// Released when the body is done or dropped.
-        _in_flight: InFlight,
+        /// Released when the body is done or dropped; counts a timeout.
+        in_flight: InFlight,
     },
     /// Legacy's body under shadow: streamed unchanged while a bounded copy is kept for the
     /// comparison.
@@ -50,8 +73,8 @@ pub enum ProxyBody {
         body: Pin<Box<TeeBody<TimedBody<Incoming>>>>,
         /// The bulkhead slot.
         _slot: BulkheadPermit,
-        /// Released when the body is done or dropped.
-        _in_flight: InFlight,
+        /// Released when the body is done or dropped; counts a timeout.
+        in_flight: InFlight,
     },
     /// A body made here.
     Local(Full<Bytes>),
@@ -73,8 +96,12 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ProxyBody::Upstream { body, .. } => body.as_mut().poll_frame(cx),
-            ProxyBody::Teed { body, .. } => body.as_mut().poll_frame(cx),
+            ProxyBody::Upstream {
+                body, in_flight, ..
+            } => in_flight.watch(body.as_mut().poll_frame(cx)),
+            ProxyBody::Teed {
+                body, in_flight, ..
+            } => in_flight.watch(body.as_mut().poll_frame(cx)),
             ProxyBody::Local(full) => Pin::new(full)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),

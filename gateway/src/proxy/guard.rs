@@ -15,10 +15,11 @@ use crate::shadow::ShadowConfig;
 
 use super::upstream::{UpstreamBody, UpstreamError, Upstreams};
 use crate::config::UpstreamProtocol;
+use crate::resilience::retry::{is_idempotent, may_fall_back};
 use crate::resilience::{
-    AttemptFailure, Breach, Bulkhead, BulkheadPermit, FallbackConfig, ResilienceConfig,
-    RetryPolicy, SharedBreaker, SideResilience, SloGuard, TimedBody, TimedOut, TimeoutConfig,
-    Verdict,
+    AttemptBody, AttemptFailure, Breach, Bulkhead, BulkheadPermit, FallbackConfig, NotResendable,
+    ReplayableBody, RequestFacts, ResilienceConfig, RetryPolicy, SharedBreaker, SideResilience,
+    SloGuard, TimedBody, TimedOut, TimeoutConfig, Verdict,
 };
 use crate::route::{RouteTable, Side};
 
@@ -43,6 +44,8 @@ pub struct CapabilityGuard {
     /// Shadow gate, comparator and mismatch log.
     pub shadow: Arc<ShadowState>,
     slo: Option<Mutex<SloWatch>>,
+    /// Largest request body kept for a retry or fallback.
+    max_replay_body_bytes: usize,
 }
 
 /// The SLO guard of one capability and when it last evaluated.
@@ -65,6 +68,47 @@ pub struct SloBreach {
 }
 
 impl CapabilityGuard {
+    /// The client's body made ready for the attempts on `side`: kept in memory (up to
+    /// `max_replay_body_bytes`, waiting at most the side's first-byte timeout) when some rule
+    /// could send the request again, streamed once otherwise.
+    pub async fn request_body(
+        &self,
+        body: AttemptBody,
+        method: &http::Method,
+        side: Side,
+    ) -> ReplayableBody {
+        let this = &self.sides[side as usize];
+        let fallback = side == Side::New && self.fallback.enabled;
+        let may_resend = if is_idempotent(method) {
+            fallback || this.retry.retries_enabled()
+        } else {
+            fallback && self.fallback.unsent_writes
+        };
+        let limit = may_resend.then_some(self.max_replay_body_bytes);
+        ReplayableBody::read(body, limit, this.timeouts.first_byte).await
+    }
+
+    /// Why a request new failed with `failure` was not sent to legacy (`None` if it may be).
+    pub fn why_not_resent(
+        &self,
+        facts: RequestFacts,
+        failure: AttemptFailure,
+        body: &ReplayableBody,
+    ) -> Option<String> {
+        match may_fall_back(&self.fallback, facts, failure) {
+            Ok(()) => None,
+            Err(NotResendable::BodyNotReplayable) => body
+                .not_buffered()
+                .map(|why| why.to_string())
+                .or_else(|| Some(NotResendable::BodyNotReplayable.to_string())),
+            Err(NotResendable::NotIdempotent) if !failure.request_may_have_left() => Some(format!(
+                "{} (writes go to legacy only with fallback.unsent_writes)",
+                NotResendable::NotIdempotent
+            )),
+            Err(why) => Some(why.to_string()),
+        }
+    }
+
     /// Records one call to `side` (`ok` false for connect errors, timeouts and 5xx) and returns
     /// a breach when new now does worse than allowed; the windows restart after a breach.
     pub fn record_call(&self, side: Side, ok: bool, latency: Duration) -> Option<Breach> {
@@ -123,6 +167,7 @@ impl Guards {
                         shadow,
                         &format!("capability[{i}].shadow.compare"),
                     )),
+                    max_replay_body_bytes: c.max_replay_body_bytes,
                 }
             })
             .collect();
@@ -269,15 +314,28 @@ pub fn fail_fast_status(failure: AttemptFailure) -> StatusCode {
         .unwrap_or(StatusCode::BAD_GATEWAY)
 }
 
-/// Short reason text for a fast answer.
-pub fn reason(failure: AttemptFailure, side: Side, capability: &str) -> String {
+/// Short reason text for a fast answer, with why the request was not sent to legacy.
+pub fn reason(
+    failure: AttemptFailure,
+    side: Side,
+    capability: &str,
+    not_resent: Option<&str>,
+) -> String {
     let what = match failure {
         AttemptFailure::Connect => "could not connect to the upstream",
         AttemptFailure::BreakerOpen => "the upstream's circuit breaker is open",
         AttemptFailure::Shed => "too many requests in flight to the upstream",
-        AttemptFailure::NoResponse => "the upstream did not answer in time",
+        AttemptFailure::NoResponse => {
+            "the upstream closed the connection or did not answer in time"
+        }
         AttemptFailure::ServerError(_) => "the upstream failed",
         AttemptFailure::AfterResponseStarted => "the upstream failed mid-response",
     };
-    format!("{what} ({} side of {capability})\n", side.as_str())
+    match not_resent {
+        Some(why) => format!(
+            "{what} ({} side of {capability}); not sent to legacy: {why}\n",
+            side.as_str()
+        ),
+        None => format!("{what} ({} side of {capability})\n", side.as_str()),
+    }
 }

@@ -29,12 +29,11 @@ use crate::config::{SIDE_HEADER, UpstreamProtocol};
 use crate::control::Live;
 use crate::observability::Metrics;
 use crate::resilience::retry::may_fall_back;
-use crate::resilience::{AttemptFailure, RequestFacts};
+use crate::resilience::{AttemptFailure, ReplayableBody, RequestFacts};
 use crate::route::{self, RequestParts, Side, Upstream};
 use crate::shadow::{ShadowAdmission, tee};
 use body::{InFlight, ProxyBody};
 use guard::{Answer, Guards, Outcome, fail_fast_status, reason};
-use http_body::Body as _;
 use shadowing::ShadowJob;
 use upstream::{BoxError, UpstreamBody, Upstreams};
 
@@ -162,8 +161,6 @@ impl Proxy {
                 "request path cannot be forwarded\n",
             );
         }
-        // Only a request without a body can be sent a second time (retry or fallback).
-        let facts = RequestFacts::new(&out.method, body.is_end_stream());
         let cap = decision.capability;
         let guard = self.guards.capability(cap);
         let client_body = |e| BoxError::from(ClientBodyError(e));
@@ -186,6 +183,11 @@ impl Proxy {
         let limited = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
             .map_err(BoxError::from)
             .boxed_unsync();
+        // Small bodies are kept so that a retry or a fallback can send them again.
+        let mut body = guard
+            .request_body(limited, &out.method, decision.side)
+            .await;
+        let facts = RequestFacts::new(&out.method, body.replayable());
         let legacy_upstream = match cap {
             Some(i) => &live.table.capabilities[i].legacy,
             None => &live.table.default_legacy,
@@ -193,7 +195,7 @@ impl Proxy {
         let mut answered_by = decision.side;
         let started = Instant::now();
         let mut outcome = self
-            .call_side(cap, decision.side, upstream, &out, facts, Some(limited))
+            .call_side(cap, decision.side, upstream, &out, facts, &mut body)
             .instrument(span.clone())
             .await;
         if !matches!(outcome, Outcome::ClientBody(_)) {
@@ -218,7 +220,7 @@ impl Proxy {
             });
             answered_by = Side::Legacy;
             outcome = self
-                .call_side(cap, Side::Legacy, legacy_upstream, &out, facts, None)
+                .call_side(cap, Side::Legacy, legacy_upstream, &out, facts, &mut body)
                 .instrument(span.clone())
                 .await;
         }
@@ -227,7 +229,7 @@ impl Proxy {
             Outcome::Answered(answer) => {
                 let Answer { response, slot } = *answer;
                 side_metrics.count_status(response.status().as_u16());
-                let in_flight = InFlight::enter(&side_metrics.in_flight);
+                let in_flight = InFlight::enter(side_metrics);
                 let (mut parts, body) = response.into_parts();
                 headers::remove_hop_by_hop(&mut parts.headers);
                 let shadowed = match shadow.take() {
@@ -272,12 +274,12 @@ impl Proxy {
                     Ok(teed) => ProxyBody::Teed {
                         body: Box::pin(teed),
                         _slot: slot,
-                        _in_flight: in_flight,
+                        in_flight,
                     },
                     Err(body) => ProxyBody::Upstream {
                         body: Box::pin(body),
                         _slot: slot,
-                        _in_flight: in_flight,
+                        in_flight,
                     },
                 };
                 Response::from_parts(parts, body)
@@ -304,14 +306,19 @@ impl Proxy {
                 } else {
                     side_metrics.count_status(status.as_u16());
                 }
+                let not_resent = (answered_by == Side::New && cap.is_some())
+                    .then(|| guard.why_not_resent(facts, failure, &body))
+                    .flatten();
                 span.in_scope(|| {
                     tracing::warn!(
                         failure = failure_name(failure),
                         side = answered_by.as_str(),
+                        body = body.not_buffered().map(|w| w.as_label()),
                         "upstream call failed"
                     )
                 });
-                let mut resp = local(status, reason(failure, answered_by, name));
+                let text = reason(failure, answered_by, name, not_resent.as_deref());
+                let mut resp = local(status, text);
                 if let Some(after) = retry_after
                     && let Ok(v) = HeaderValue::try_from(after.as_secs().max(1).to_string())
                 {
@@ -323,8 +330,8 @@ impl Proxy {
     }
 
     /// Calls one side with its guard, retrying on the same side while the rules and the retry
-    /// budget allow. `body` is the client's body for the first attempt; later attempts (only
-    /// ever for bodiless requests) send an empty one.
+    /// budget allow. Each attempt takes its body from `body` (a copy when it was buffered; the
+    /// rules never resend a streamed one).
     async fn call_side(
         &self,
         cap: Option<usize>,
@@ -332,14 +339,14 @@ impl Proxy {
         upstream: &Upstream,
         out: &Outbound,
         facts: RequestFacts,
-        mut body: Option<UpstreamBody>,
+        body: &mut ReplayableBody,
     ) -> Outcome {
         let guard = &self.guards.capability(cap).sides[side as usize];
         let side_metrics = self.metrics.side(cap, side);
         guard.retry.record_request();
         let mut retries = 0;
         loop {
-            let b = body.take().unwrap_or_else(empty_body);
+            let b = body.for_attempt();
             let Some(req) = out.request(upstream, b) else {
                 return Outcome::Failed(AttemptFailure::Connect, None);
             };
@@ -429,12 +436,6 @@ fn upstream_new(table: &route::RouteTable, cap: Option<usize>) -> &Upstream {
         Some(i) => &table.capabilities[i].new,
         None => &table.default_legacy,
     }
-}
-
-fn empty_body() -> UpstreamBody {
-    http_body_util::Empty::new()
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }
 
 impl Outcome {

@@ -6,6 +6,8 @@
 //! `capability[2].resilience.new.bulkhead.max_concurrent: must be at least 1`.
 //!
 //! ```toml
+//! [capability.resilience]
+//! max_replay_body_bytes = 65536   # bodies up to this size can be retried / sent to legacy
 //! [capability.resilience.new.timeouts]
 //! connect = "500ms"
 //! first_byte = "2s"
@@ -19,6 +21,7 @@ use serde::Deserialize;
 
 use super::breaker::BreakerConfig;
 use super::bulkhead::BulkheadConfig;
+use super::replay::{DEFAULT_MAX_REPLAY_BODY_BYTES, MAX_REPLAY_BODY_BYTES_CEILING};
 use super::retry::{FallbackConfig, RetryConfig};
 use super::slo_guard::SloGuardConfig;
 use super::timeouts::TimeoutConfig;
@@ -74,7 +77,7 @@ impl SideResilience {
 }
 
 /// Failure isolation and automatic rollback of one capability (`[capability.resilience]`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResilienceConfig {
     /// Settings for calls to the legacy upstream.
@@ -85,6 +88,22 @@ pub struct ResilienceConfig {
     pub fallback: FallbackConfig,
     /// Automatic rollback when new does worse than legacy.
     pub slo_guard: SloGuardConfig,
+    /// Largest request body kept in memory so that a retry or a fallback can send it again;
+    /// larger bodies stream to the first attempt only and are never resent (0: only requests
+    /// without a body are ever resent).
+    pub max_replay_body_bytes: usize,
+}
+
+impl Default for ResilienceConfig {
+    fn default() -> Self {
+        Self {
+            legacy: SideResilience::default(),
+            new: SideResilience::default(),
+            fallback: FallbackConfig::default(),
+            slo_guard: SloGuardConfig::default(),
+            max_replay_body_bytes: DEFAULT_MAX_REPLAY_BODY_BYTES,
+        }
+    }
 }
 
 impl ResilienceConfig {
@@ -94,6 +113,15 @@ impl ResilienceConfig {
         problems.extend(self.new.validate(&format!("{at}.new")));
         problems.extend(self.fallback.validate(&format!("{at}.fallback")));
         problems.extend(self.slo_guard.validate(&format!("{at}.slo_guard")));
+        if self.max_replay_body_bytes > MAX_REPLAY_BODY_BYTES_CEILING {
+            problems.push(InvalidSetting::new(
+                at,
+                "max_replay_body_bytes",
+                format!(
+                    "must be at most {MAX_REPLAY_BODY_BYTES_CEILING} (each request in flight may hold this much)"
+                ),
+            ));
+        }
         problems
     }
 }
@@ -127,7 +155,7 @@ mod tests {
     /// Problems deep in the tree are reported with their full key path, all at once.
     #[test]
     fn validate_names_every_offending_key() {
-        let text = "[new.bulkhead]\nmax_concurrent = 0\n[legacy.breaker]\nfailure_rate = 1.5\n";
+        let text = "max_replay_body_bytes = 99999999\n[new.bulkhead]\nmax_concurrent = 0\n[legacy.breaker]\nfailure_rate = 1.5\n";
         let config: ResilienceConfig = toml::from_str(text).expect("parses");
         let keys: Vec<String> = config
             .validate("capability[3].resilience")
@@ -139,6 +167,7 @@ mod tests {
             vec![
                 "capability[3].resilience.legacy.breaker.failure_rate",
                 "capability[3].resilience.new.bulkhead.max_concurrent",
+                "capability[3].resilience.max_replay_body_bytes",
             ]
         );
     }

@@ -22,6 +22,9 @@
 //!   otherwise → fast 502 (connect) / 504 (no response) / 503 (refused) with the reason
 //! ```
 //!
+//! Request bodies up to `max_replay_body_bytes` are read into memory before the first attempt
+//! ([`replay`]) so that retries and fallbacks send the same bytes; larger ones stream once.
+//!
 //! Keep the bulkhead permit (and the breaker permit) alive inside the response body, so that a
 //! slot is freed only when the response has finished streaming. Once the first response byte
 //! has gone to the client the call is never retried or sent to legacy.
@@ -29,6 +32,7 @@
 pub mod breaker;
 pub mod bulkhead;
 pub mod config;
+pub mod replay;
 pub mod retry;
 pub mod slo_guard;
 pub mod timed_body;
@@ -40,6 +44,7 @@ pub use breaker::{
 };
 pub use bulkhead::{Bulkhead, BulkheadConfig, BulkheadPermit, Shed};
 pub use config::{InvalidSetting, ResilienceConfig, SideResilience};
+pub use replay::{AttemptBody, NotBuffered, ReplayableBody};
 pub use retry::{
     AttemptFailure, FallbackConfig, NotResendable, RequestFacts, RetryConfig, RetryPolicy,
 };

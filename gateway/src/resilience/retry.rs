@@ -12,7 +12,8 @@
 //!
 //! ¹ never on the same side when the breaker is open or the bulkhead shed the call.
 //! Idempotent methods are those of RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE.
-//! Every rule also needs a body the proxy can send again (none, or fully buffered).
+//! Every rule also needs a body the proxy can send again (none, or fully buffered up to
+//! `max_replay_body_bytes`, see [`super::replay`]); a larger body streams once and is never resent.
 //!
 //! Same-side retries are further limited by a [`tower::retry::budget::TpsBudget`]: each original
 //! request deposits, each retry withdraws, so retries stay within `budget_ratio` (20 %) of
@@ -306,6 +307,11 @@ impl RetryPolicy {
             config,
             budget: Arc::new(budget),
         }
+    }
+
+    /// Whether this side retries at all (`max_retries > 0`).
+    pub fn retries_enabled(&self) -> bool {
+        self.config.max_retries > 0
     }
 
     /// Call once per original request (not per retry): it earns budget for retries.
