@@ -119,6 +119,12 @@ impl ConsoleConfig {
             Ok(uri) if uri.authority().is_none() => {
                 vec![ConfigProblem::new(key, format!("`{url}` has no host"))]
             }
+            Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+                vec![ConfigProblem::new(
+                    key,
+                    "credentials in the URL are not supported; expose the bridge's metrics on a private address",
+                )]
+            }
             Ok(_) => Vec::new(),
         }
     }
@@ -465,7 +471,12 @@ mod tests {
     #[test]
     fn console_bridge_url_problems_name_their_key() {
         let base = "legacy = \"http://127.0.0.1:1\"\n[console]\n";
-        for bad in ["not a url", "https://bridge:9187/metrics", "/metrics"] {
+        for bad in [
+            "not a url",
+            "https://bridge:9187/metrics",
+            "/metrics",
+            "http://user:secret@bridge:9187/metrics",
+        ] {
             let config =
                 Config::parse(&format!("{base}bridge_metrics_url = \"{bad}\"\n")).expect("parses");
             let keys: Vec<String> = config.validate().into_iter().map(|p| p.key).collect();
