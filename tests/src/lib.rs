@@ -8,18 +8,21 @@
 //! - [`SubjectPrefix`]: a schema-registry subject prefix whose subjects are deleted afterwards.
 //!
 //! [`Stack`] says where the services run (environment first, then the defaults of
-//! `deploy/local/up`), and [`wait_for`] is the only way a test waits: on a condition, with a
+//! `deploy/local/up`), [`PrivateStack`] starts a stack of one's own for fault injection, and
+//! [`wait_for`] is the only way a test waits: on a condition, with a
 //! deadline, never on a fixed sleep.
 
 pub mod demo;
 mod kafka;
 mod postgres;
+pub mod private_stack;
 mod registry;
 mod stack;
 mod wait;
 
 pub use kafka::{TestTopic, read_committed_consumer, transactional_producer};
 pub use postgres::TestDb;
+pub use private_stack::{Fault, PrivateStack, Service};
 pub use registry::SubjectPrefix;
 pub use stack::{Stack, unique_name};
 pub use wait::{DEFAULT_DEADLINE, wait_for};
