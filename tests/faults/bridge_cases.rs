@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use e2e::{Fault, PrivateStack, Service, wait_for};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::fixture::{Bridge, CATCH_UP, EventReader, Received, Setup, random_in};
+use crate::fixture::{Bridge, CATCH_UP, Received, Setup, random_in};
 use crate::legacy_writer::{LegacyWriter, assert_delivered, check_delivery};
 use crate::report::{CaseReport, max_ms};
 use crate::settings::Settings;
+use crate::tally::{Published, Tally};
 
 /// How long a fault may take to show (the bridge noticing, the writer failing).
 const NOTICE: Duration = Duration::from_secs(60);
@@ -61,17 +62,30 @@ fn submitted(received: &[Received]) -> usize {
         .count()
 }
 
-fn has_order(received: &[Received], id: &str) -> bool {
-    received
+fn orders(published: &[Published]) -> usize {
+    published
         .iter()
-        .filter_map(|r| r.event.as_ref())
-        .any(|e| e.event_type() == "OrderSubmitted" && e.aggregate_id() == id)
+        .filter(|p| p.event_type == "OrderSubmitted")
+        .count()
+}
+
+/// The order topic as the fault checks read it (read_committed, keys and headers).
+fn order_tally(setup: &Setup, from_now: bool) -> Tally {
+    let brokers = e2e::Stack::from_env().kafka_brokers;
+    let topic = setup.topic("order");
+    tokio::task::block_in_place(|| {
+        if from_now {
+            Tally::from_now(&brokers, &topic)
+        } else {
+            Tally::from_beginning(&brokers, &topic)
+        }
+    })
 }
 
 /// Time from `healed` until a legacy transaction committed after it is visible to a
-/// read_committed consumer: the bridge is publishing again.
+/// read_committed consumer: the bridge is publishing again. `tally` was opened at `healed`.
 async fn recovery_since(
-    setup: &Setup,
+    mut tally: Tally,
     bridge: &Bridge,
     writer: &LegacyWriter,
     healed: Instant,
@@ -84,17 +98,13 @@ async fn recovery_since(
     )
     .await
     .to_string();
-    let mut reader = setup.reader(&setup.topic("order"));
-    reader
-        .read_until(
-            &format!(
-                "order {marker} (committed after the fault) published; bridge log {}",
-                bridge.log.display()
-            ),
-            CATCH_UP * 2,
-            |r| has_order(r, &marker),
-        )
-        .await;
+    let what = format!(
+        "order {marker} (committed after the fault) published; bridge log {}",
+        bridge.log.display()
+    );
+    tokio::task::block_in_place(|| {
+        tally.read_until(&what, CATCH_UP * 2, |r| r.iter().any(|p| p.key == marker));
+    });
     healed.elapsed()
 }
 
@@ -102,16 +112,13 @@ async fn recovery_since(
 async fn finish(case: &str, setup: &Setup, writer: LegacyWriter) -> (u64, usize, u64) {
     let committed = writer.stop().await;
     let rows: usize = committed.iter().map(Vec::len).sum();
-    let mut reader: EventReader = setup.reader(&setup.topic("order"));
-    reader
-        .read_until(
-            &format!("{case}: all {rows} committed orders published"),
-            CATCH_UP * 2,
-            |r| submitted(r) >= rows,
-        )
-        .await;
-    reader.read_to_end().await;
-    let delivery = check_delivery(&reader.received, &committed);
+    let mut tally = order_tally(setup, false);
+    let what = format!("{case}: all {rows} committed orders published");
+    tokio::task::block_in_place(|| {
+        tally.read_until(&what, CATCH_UP * 2, |r| orders(r) >= rows);
+        tally.read_to_end(CATCH_UP);
+    });
+    let delivery = check_delivery(&tally.records, &committed);
     assert_delivered(case, &delivery);
     (committed.len() as u64, rows, delivery.lost())
 }
@@ -203,7 +210,8 @@ async fn restart_mid_stream(
         }
         inject(stack, Fault::Start, service);
         let healed = Instant::now();
-        recoveries.push(recovery_since(&setup, &bridge, &writer, healed).await);
+        let tally = order_tally(&setup, true);
+        recoveries.push(recovery_since(tally, &bridge, &writer, healed).await);
         eprintln!("{case}: round {round} recovered in {:?}", recoveries[round]);
     }
     let restarts = bridge
@@ -316,7 +324,8 @@ pub async fn registry_pause(stack: &PrivateStack) -> CaseReport {
     );
     inject(stack, Fault::Resume, Service::Registry);
     let healed = Instant::now();
-    let recovery = recovery_since(&setup, &bridge, &writer, healed).await;
+    let tally = order_tally(&setup, true);
+    let recovery = recovery_since(tally, &bridge, &writer, healed).await;
     let mut payments = setup.reader(&topic);
     payments
         .read_until("the payment event", CATCH_UP, |r| !r.is_empty())

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use crate::fixture::Received;
+use crate::tally::Published;
 
 /// How long the writer waits for PostgreSQL to come back before giving up.
 const RECONNECT_DEADLINE: Duration = Duration::from_secs(120);
@@ -182,19 +182,16 @@ impl Delivery {
 /// each order exactly once, and each legacy transaction's orders published together under one
 /// source transaction id (no legacy transaction split across source transactions or merged
 /// with parts of another).
-pub fn check_delivery(received: &[Received], committed: &[Vec<i64>]) -> Delivery {
+pub fn check_delivery(published: &[Published], committed: &[Vec<i64>]) -> Delivery {
     let mut xid_of: HashMap<String, (u64, usize)> = HashMap::new();
     let mut per_xid: HashMap<u64, usize> = HashMap::new();
-    for e in received.iter().filter_map(|r| r.event.as_ref()) {
-        if e.event_type() != "OrderSubmitted" {
-            continue;
-        }
-        let xid = u64::from(e.envelope.source.xid);
-        let entry = xid_of
-            .entry(e.aggregate_id().to_string())
-            .or_insert((xid, 0));
+    for e in published
+        .iter()
+        .filter(|p| p.event_type == "OrderSubmitted")
+    {
+        let entry = xid_of.entry(e.key.clone()).or_insert((e.xid, 0));
         entry.1 += 1;
-        *per_xid.entry(xid).or_default() += 1;
+        *per_xid.entry(e.xid).or_default() += 1;
     }
     let mut d = Delivery::default();
     let mut expected = std::collections::HashSet::new();

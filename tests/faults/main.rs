@@ -21,6 +21,7 @@ mod gateway_cases;
 mod legacy_writer;
 mod report;
 mod settings;
+mod tally;
 mod upstream;
 
 use std::process::ExitCode;
