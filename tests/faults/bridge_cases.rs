@@ -19,8 +19,6 @@ use crate::tally::{Published, Tally};
 const NOTICE: Duration = Duration::from_secs(60);
 /// Legacy transactions committed before each fault, so it lands mid-stream.
 const BEFORE_FAULT: usize = 20;
-/// Legacy transactions committed while Kafka or the registry is away.
-const DURING_FAULT: usize = 50;
 
 /// A legacy database with customer C1, a streaming bridge and a running writer.
 async fn start(tag: &str, extra_postgres: &str) -> (Setup, Bridge, LegacyWriter) {
@@ -42,7 +40,9 @@ async fn start(tag: &str, extra_postgres: &str) -> (Setup, Bridge, LegacyWriter)
 
 async fn committed_at_least(writer: &LegacyWriter, what: &str, n: usize) {
     let progress = &writer.progress;
-    wait_for(what, NOTICE, || async {
+    // Long outages (FIG_FAULT_OUTAGE_TXNS) get time for their writes: 50 ms each at worst.
+    let deadline = NOTICE + Duration::from_millis(50) * u32::try_from(n).unwrap_or(u32::MAX);
+    wait_for(what, deadline, || async {
         (progress.committed() >= n).then_some(())
     })
     .await;
@@ -173,7 +173,7 @@ pub async fn postgres_restart(stack: &PrivateStack, settings: &Settings) -> Case
 }
 
 /// Stops `service` once the writer is mid-stream, keeps it down until the fault has shown
-/// (Kafka: the writer committed `DURING_FAULT` more transactions; PostgreSQL: the bridge stopped
+/// (Kafka: the writer committed `outage_txns` more transactions; PostgreSQL: the bridge stopped
 /// streaming and the writer saw a failure), starts it again and measures the recovery.
 async fn restart_mid_stream(
     stack: &PrivateStack,
@@ -206,7 +206,7 @@ async fn restart_mid_stream(
         } else {
             let down = progress.committed();
             let what = format!("legacy writes while {} is down", service.name());
-            committed_at_least(&writer, &what, down + DURING_FAULT).await;
+            committed_at_least(&writer, &what, down + settings.outage_txns).await;
         }
         inject(stack, Fault::Start, service);
         let healed = Instant::now();
@@ -223,8 +223,9 @@ async fn restart_mid_stream(
     let injected = match service {
         Service::Postgres => "PostgreSQL `pg_ctl stop -m fast` mid-stream, then started".into(),
         _ => format!(
-            "{} stopped (SIGTERM) mid-stream, {DURING_FAULT} legacy transactions, started again",
-            service.name()
+            "{} stopped (SIGTERM) mid-stream, {} legacy transactions, started again",
+            service.name(),
+            settings.outage_txns
         ),
     };
     CaseReport {
@@ -270,7 +271,7 @@ fn produced(brokers: &str, topic: &str) -> i64 {
 /// event, whose subject the bridge has never registered, is waiting: the bridge produces nothing
 /// for it, keeps running, and continues once the registry answers (SIGCONT). Injected once per
 /// run: after the first payment the subject's id is cached and the registry is not asked again.
-pub async fn registry_pause(stack: &PrivateStack) -> CaseReport {
+pub async fn registry_pause(stack: &PrivateStack, settings: &Settings) -> CaseReport {
     let (setup, bridge, writer) = start("freg", "").await;
     committed_at_least(&writer, "writes before the registry freezes", BEFORE_FAULT).await;
     // The order subject is registered (an order event is readable) before the freeze.
@@ -312,7 +313,7 @@ pub async fn registry_pause(stack: &PrivateStack) -> CaseReport {
     committed_at_least(
         &writer,
         "legacy writes while the registry is frozen",
-        down + DURING_FAULT,
+        down + settings.outage_txns,
     )
     .await;
     let topic = setup.topic("payment");

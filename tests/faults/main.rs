@@ -80,11 +80,21 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // Flags cargo passes to test binaries (--nocapture, --test-threads=1, ...) mean nothing here.
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Like libtest: names are substring filters, `--skip NAME` leaves cases out, other flags
+    // (--nocapture, --test-threads=1, ...) mean nothing here.
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut words = args.iter();
+    while let Some(a) = words.next() {
+        if a == "--skip" {
+            skips.extend(words.next());
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
     let selected: Vec<&Case> = CASES
         .iter()
         .filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| !skips.iter().any(|s| c.name.contains(s.as_str())))
         .collect();
     if std::env::var_os(RUNNER_ENV).is_some() {
         return runner(&selected);
@@ -190,7 +200,7 @@ async fn run_case(name: &str, stack: &e2e::PrivateStack, settings: &Settings) ->
         "bridge_sigkill" => bridge_cases::bridge_sigkill(settings).await,
         "kafka_restart" => bridge_cases::kafka_restart(stack, settings).await,
         "postgres_restart" => bridge_cases::postgres_restart(stack, settings).await,
-        "registry_pause" => bridge_cases::registry_pause(stack).await,
+        "registry_pause" => bridge_cases::registry_pause(stack, settings).await,
         "gateway_upstream" => gateway_cases::gateway_upstream(settings).await,
         "gateway_replica_kill" => gateway_cases::gateway_replica_kill(settings).await,
         other => panic!("unknown case {other}"),
