@@ -18,6 +18,10 @@ const MAX_REQUEST_ID: usize = 128;
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and whatever `Connection` names.
 /// `TE: trailers` survives, as HTTP/2 upstreams (gRPC) need it.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names beats a hash lookup per listed header.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -48,6 +52,19 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if !te_trailers {
         headers.remove(header::TE);
     }
+}
+
+/// Whether `name` is one of the headers [`remove_hop_by_hop`] may remove.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == header::TRAILER
+        || *name == header::PROXY_AUTHENTICATE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
 }
 
 /// Appends the client to `X-Forwarded-For`; sets `X-Forwarded-Proto` and `-Host` unless an outer
@@ -82,10 +99,21 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     {
         return v.clone();
     }
-    let id = HeaderValue::try_from(format!("{:032x}", rand::random::<u128>()))
-        .unwrap_or(HeaderValue::from_static("unknown"));
+    let mut buf = [0u8; 32];
+    hex(rand::random::<u128>(), &mut buf);
+    let id = HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("unknown"));
     headers.insert(REQUEST_ID, id.clone());
     id
+}
+
+/// Writes the low `out.len() / 2` bytes of `n` as lowercase hex, most significant first (no
+/// formatting machinery: this runs for most requests).
+fn hex(mut n: u128, out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+    }
 }
 
 /// Keeps a valid `traceparent` as it is (the gateway records no spans of its own to a tracer,
@@ -99,12 +127,11 @@ pub fn ensure_traceparent(headers: &mut HeaderMap) {
         return;
     }
     headers.remove(header::HeaderName::from_static("tracestate"));
-    let value = format!(
-        "00-{:032x}-{:016x}-01",
-        rand::random::<u128>() | 1,
-        rand::random::<u64>() | 1
-    );
-    if let Ok(v) = HeaderValue::try_from(value) {
+    // "00-" trace id (32 hex) "-" parent id (16 hex) "-01"; neither id may be all zeros.
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    hex(rand::random::<u128>() | 1, &mut buf[3..35]);
+    hex(u128::from(rand::random::<u64>() | 1), &mut buf[36..52]);
+    if let Ok(v) = HeaderValue::from_bytes(&buf) {
         headers.insert(TRACEPARENT, v);
     }
 }
@@ -187,6 +214,21 @@ mod tests {
         let mut h = map(&[("traceparent", "00-zz-00f067aa0ba902b7-01")]);
         ensure_traceparent(&mut h);
         assert!(valid_trace_id(h["traceparent"].as_bytes()).is_some());
+    }
+
+    /// Generated ids are lowercase hex of the right length, and traceparents are valid.
+    #[test]
+    fn generated_ids_are_well_formed() {
+        let mut buf = [0u8; 8];
+        hex(0xdead_beef, &mut buf);
+        assert_eq!(&buf, b"deadbeef");
+        for _ in 0..100 {
+            let mut h = HeaderMap::new();
+            ensure_traceparent(&mut h);
+            assert!(valid_trace_id(h["traceparent"].as_bytes()).is_some());
+            let id = ensure_request_id(&mut h);
+            assert!(id.as_bytes().iter().all(|b| b.is_ascii_hexdigit()));
+        }
     }
 
     /// A client's request id is kept; a missing or unusable one is generated.

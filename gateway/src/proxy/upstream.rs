@@ -1,5 +1,5 @@
-//! Pooled upstream clients (HTTP/1.1 keep-alive and HTTP/2 prior knowledge), and the one call
-//! that sends a request to one side.
+//! Upstream clients (an HTTP/1.1 keep-alive pool per worker, and a pooled HTTP/2 client with
+//! prior knowledge), and the one call that sends a request to one side.
 //!
 //! [`Upstreams::send`] is the seam for per-side failure isolation: timeouts, a bulkhead, a
 //! breaker and fallback to legacy wrap this call without touching routing or header handling.
@@ -11,8 +11,12 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 
+mod pool;
+
+use pool::{Http1Pool, PoolError};
 use crate::config::UpstreamProtocol;
 
 /// Error type of bodies sent upstream.
@@ -20,11 +24,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Body of a request sent upstream: the client's body, streamed (and size-limited).
 pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle pooled connections kept per upstream.
-const POOL_MAX_IDLE_PER_HOST: usize = 1024;
-/// Connect timeout of the default pool (routes without resilience settings use their defaults).
+/// Connect timeout of the HTTP/2 clients made for routes without resilience settings.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why an upstream call failed; the upstream is at fault, not the client.
@@ -32,10 +32,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum UpstreamError {
     /// No connection could be made.
     #[error("could not connect to the upstream")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] BoxError),
     /// The connection was made but the exchange failed before a response head.
     #[error("the upstream failed before answering")]
-    Exchange(#[source] hyper_util::client::legacy::Error),
+    Exchange(#[source] BoxError),
 }
 
 impl UpstreamError {
@@ -50,17 +50,12 @@ impl UpstreamError {
     }
 }
 
-/// The pooled clients, shared by all capabilities: one HTTP/1.1 and one HTTP/2 client per
-/// distinct connect timeout configured (the timeout belongs to the connector).
+/// The upstream clients of one public worker: an HTTP/1.1 pool, and one HTTP/2 client per
+/// distinct connect timeout configured (there the timeout belongs to the connector).
 #[derive(Clone)]
 pub struct Upstreams {
-    by_connect_timeout: Vec<(Duration, Clients)>,
-}
-
-#[derive(Clone)]
-struct Clients {
-    http1: Client<HttpConnector, UpstreamBody>,
-    http2: Client<HttpConnector, UpstreamBody>,
+    http1: Arc<Http1Pool>,
+    http2_by_connect_timeout: Vec<(Duration, Client<HttpConnector, UpstreamBody>)>,
 }
 
 impl Default for Upstreams {
@@ -70,14 +65,15 @@ impl Default for Upstreams {
 }
 
 impl Upstreams {
-    /// Clients with keep-alive pools and `TCP_NODELAY`, one pair per connect timeout.
+    /// Clients with keep-alive pools and `TCP_NODELAY`; HTTP/2 ones per connect timeout.
     pub fn new(connect_timeouts: impl IntoIterator<Item = Duration>) -> Upstreams {
         let mut timeouts: Vec<Duration> = connect_timeouts.into_iter().collect();
         timeouts.push(CONNECT_TIMEOUT);
         timeouts.sort();
         timeouts.dedup();
         Upstreams {
-            by_connect_timeout: timeouts.into_iter().map(|t| (t, clients(t))).collect(),
+            http1: Arc::new(Http1Pool::default()),
+            http2_by_connect_timeout: timeouts.into_iter().map(|t| (t, http2(t))).collect(),
         }
     }
 
@@ -88,43 +84,48 @@ impl Upstreams {
         connect_timeout: Duration,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let i = self
-            .by_connect_timeout
-            .partition_point(|(t, _)| *t < connect_timeout)
-            .min(self.by_connect_timeout.len() - 1);
-        let clients = &self.by_connect_timeout[i].1;
-        let client = match protocol {
-            UpstreamProtocol::Http1 => &clients.http1,
-            UpstreamProtocol::Http2 => &clients.http2,
-        };
-        client.request(req).await.map_err(|e| {
-            if e.is_connect() {
-                UpstreamError::Connect(e)
-            } else {
-                UpstreamError::Exchange(e)
+        match protocol {
+            UpstreamProtocol::Http1 => {
+                self.http1
+                    .send(req, connect_timeout)
+                    .await
+                    .map_err(|e| match e {
+                        PoolError::Connect { .. } | PoolError::NoAuthority => {
+                            UpstreamError::Connect(e.into())
+                        }
+                        PoolError::Exchange(e) => UpstreamError::Exchange(e.into()),
+                    })
             }
-        })
+            UpstreamProtocol::Http2 => {
+                let i = self
+                    .http2_by_connect_timeout
+                    .partition_point(|(t, _)| *t < connect_timeout)
+                    .min(self.http2_by_connect_timeout.len() - 1);
+                self.http2_by_connect_timeout[i]
+                    .1
+                    .request(req)
+                    .await
+                    .map_err(|e| {
+                        if e.is_connect() {
+                            UpstreamError::Connect(e.into())
+                        } else {
+                            UpstreamError::Exchange(e.into())
+                        }
+                    })
+            }
+        }
     }
 }
 
-fn clients(connect_timeout: Duration) -> Clients {
+fn http2(connect_timeout: Duration) -> Client<HttpConnector, UpstreamBody> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_keepalive(Some(Duration::from_secs(60)));
-    let builder = |h2: bool| {
-        let mut b = Client::builder(TokioExecutor::new());
-        b.pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new());
-        if h2 {
-            b.http2_only(true);
-        }
-        b.build(connector.clone())
-    };
-    Clients {
-        http1: builder(false),
-        http2: builder(true),
-    }
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(pool::IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http2_only(true)
+        .build(connector)
 }
