@@ -92,7 +92,9 @@ impl Load {
         (load, tasks)
     }
 
-    async fn reach(&self, what: &str, counter: &AtomicU64, at_least: u64) {
+    /// Waits until `counter` has grown by `by` from now.
+    async fn more(&self, what: &str, counter: &AtomicU64, by: u64) {
+        let at_least = counter.load(Ordering::SeqCst) + by;
         wait_for(what, PHASE, || async {
             (counter.load(Ordering::SeqCst) >= at_least).then_some(())
         })
@@ -155,17 +157,14 @@ pub async fn gateway_upstream(settings: &Settings) -> CaseReport {
     let mut recoveries = Vec::new();
     let mut injections = 0;
     for _ in 0..settings.rounds {
-        let n = Load::get(&load.served_new);
-        load.reach("new serving load", &load.served_new, n + 50)
-            .await;
+        load.more("new serving load", &load.served_new, 50).await;
 
         // Slow: new holds every request; reads time out after 200 ms and fall back to legacy.
         new.set(HOLD);
-        let l = Load::get(&load.served_legacy);
-        load.reach(
+        load.more(
             "reads answered by legacy while new is slow",
             &load.served_legacy,
-            l + 100,
+            100,
         )
         .await;
         new.set(OK);
@@ -173,11 +172,10 @@ pub async fn gateway_upstream(settings: &Settings) -> CaseReport {
 
         // Killed: connections refused; reads fall back, writes fail fast.
         new.kill();
-        let l = Load::get(&load.served_legacy);
-        load.reach(
+        load.more(
             "reads answered by legacy while new is dead",
             &load.served_legacy,
-            l + 200,
+            200,
         )
         .await;
         new.restart();
@@ -199,9 +197,7 @@ pub async fn gateway_upstream(settings: &Settings) -> CaseReport {
             json!({ "state": "percent", "percent": 50, "reason": "fault suite" }),
         )
         .await;
-        let r = Load::get(&load.reads);
-        load.reach("reads at percent 50", &load.reads, r + 200)
-            .await;
+        load.more("reads at percent 50", &load.reads, 200).await;
         flip(
             &http,
             &gw.admin,
@@ -338,19 +334,17 @@ pub async fn gateway_replica_kill(settings: &Settings) -> CaseReport {
         )
         .await;
         serves(&http, &b.public, target).await;
-        let r = Load::get(&load.reads);
-        load.reach("load on the surviving replica", &load.reads, r + 100)
+        load.more("load on the surviving replica", &load.reads, 100)
             .await;
         // Load on the victim too, so it dies with requests in flight.
         let (load_a, tasks_a) = Load::start(&a.public, false);
-        load_a.reach("load on the victim", &load_a.reads, 50).await;
+        load_a.more("load on the victim", &load_a.reads, 50).await;
         a.kill9();
         let killed = Instant::now();
         stop(&load_a, tasks_a).await;
         a_ok += Load::get(&load_a.reads) - Load::get(&load_a.failed_reads);
         a_failed += Load::get(&load_a.failed_reads);
-        let r = Load::get(&load.reads);
-        load.reach("reads on the survivor after the kill", &load.reads, r + 200)
+        load.more("reads on the survivor after the kill", &load.reads, 200)
             .await;
         // The survivor still takes changes, and sees those of a replacement replica.
         let other = if target == "new" { "legacy" } else { "new" };
