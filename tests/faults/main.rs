@@ -68,9 +68,11 @@ const CASES: &[Case] = &[
 
 fn main() -> ExitCode {
     if let Ok(config) = std::env::var(fixture::CHILD_CONFIG_ENV) {
+        exit_with_parent();
         return bridge_child(&config);
     }
     if let Ok(config) = std::env::var(gateway_cases::CHILD_CONFIG_ENV) {
+        exit_with_parent();
         return gateway_cases::gateway_child(&config);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         .filter(|c| !skips.iter().any(|s| c.name.contains(s.as_str())))
         .collect();
     if std::env::var_os(RUNNER_ENV).is_some() {
+        exit_with_parent();
         return runner(&selected);
     }
     supervisor(&args, &selected)
@@ -229,6 +232,21 @@ fn bridge_child(config: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Ends this child process as soon as its parent is gone (killed supervisor, runner or test),
+/// so that nothing keeps running against a private stack that is being removed. The parent's
+/// death is seen as a new parent id; `prctl(PR_SET_PDEATHSIG)` would need `unsafe`.
+fn exit_with_parent() {
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(3);
+            }
+        }
+    });
 }
 
 /// A connection to `conn`, or `None` while PostgreSQL does not accept one.
