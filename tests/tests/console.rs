@@ -124,8 +124,8 @@ async fn wait_cell(b: &Browser, cell: &str, what: &str, ok: impl Fn(&str) -> boo
     .await
 }
 
-/// An operator signs in, flips `orders` to new with a reason in the dialog (an empty reason is
-/// refused on the page), and the table shows it; the admin API, the audit history and a real
+/// An operator signs in, sees a refused rollback's message, flips `orders` to new with a reason
+/// in the dialog (an empty reason is refused on the page), and the table shows it; the admin API, the audit history and a real
 /// proxied request agree; request rates and the bridge's CDC status appear; a screenshot is saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_flips_a_capability_from_the_console() {
@@ -138,6 +138,21 @@ async fn operator_flips_a_capability_from_the_console() {
     sign_in(&b, &format!("{}/console", gw.admin), OPERATOR, "operator").await;
     assert!(b.text("#who").await.unwrap_or_default().contains("ops"));
     wait_cell(&b, "state", "orders shown on legacy", |t| t == "legacy").await;
+
+    // A change the gateway refuses: its message is shown in the dialog.
+    b.click("button[data-action=\"rollback\"][data-capability=\"orders\"]")
+        .await;
+    b.type_into("#reason", "console test: nothing to roll back yet")
+        .await;
+    b.click("#reason-confirm").await;
+    let refusal = wait_for(
+        "the gateway's refusal on the page",
+        PAGE_DEADLINE,
+        || async { b.text("#reason-error").await.filter(|t| !t.is_empty()) },
+    )
+    .await;
+    assert!(refusal.contains("no previous state"), "{refusal}");
+    b.click("#reason-cancel").await;
 
     b.click("button[data-action=\"new\"][data-capability=\"orders\"]")
         .await;
