@@ -51,22 +51,65 @@ impl Checkpoint {
         commit_lsn <= self.commit_lsn
     }
 
-    /// The progress record's value.
+    /// The progress record's value, without per-table marks.
     pub fn to_value(self) -> Vec<u8> {
-        serde_json::to_vec(&ProgressValue {
-            commit_lsn: self.commit_lsn,
-            end_lsn: self.end_lsn,
-            commit: format_lsn(self.commit_lsn),
-        })
-        .unwrap_or_default()
+        Progress {
+            checkpoint: self,
+            tables: Vec::new(),
+        }
+        .to_value()
     }
 
     /// Parses a progress record's value.
     pub fn from_value(bytes: &[u8]) -> Option<Checkpoint> {
+        Progress::from_value(bytes).map(|p| p.checkpoint)
+    }
+}
+
+/// The newest change of one legacy table that Kafka has committed, carried in every progress
+/// record (the whole set, since the compacted topic keeps only the last record), so
+/// `cdc-bridge status` can say how far behind each table is without reading the event topics.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableProgress {
+    /// `schema.table`.
+    pub table: String,
+    /// Commit LSN of the legacy transaction of that change.
+    pub commit_lsn: u64,
+    /// Its legacy commit time, µs since the Unix epoch.
+    pub commit_ts_micros: i64,
+}
+
+/// A progress record: the checkpoint and the per-table marks committed with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Where the stream resumes.
+    pub checkpoint: Checkpoint,
+    /// One mark per legacy table that ever had a change published.
+    pub tables: Vec<TableProgress>,
+}
+
+impl Progress {
+    /// The progress record's value.
+    pub fn to_value(&self) -> Vec<u8> {
+        serde_json::to_vec(&ProgressValue {
+            commit_lsn: self.checkpoint.commit_lsn,
+            end_lsn: self.checkpoint.end_lsn,
+            commit: format_lsn(self.checkpoint.commit_lsn),
+            tables: self.tables.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// Parses a progress record's value; records written before per-table marks existed
+    /// parse with none.
+    pub fn from_value(bytes: &[u8]) -> Option<Progress> {
         let v: ProgressValue = serde_json::from_slice(bytes).ok()?;
-        Some(Checkpoint {
-            commit_lsn: v.commit_lsn,
-            end_lsn: v.end_lsn,
+        Some(Progress {
+            checkpoint: Checkpoint {
+                commit_lsn: v.commit_lsn,
+                end_lsn: v.end_lsn,
+            },
+            tables: v.tables,
         })
     }
 }
@@ -78,6 +121,8 @@ struct ProgressValue {
     /// Human-readable commit LSN, for operators reading the topic.
     #[serde(default)]
     commit: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tables: Vec<TableProgress>,
 }
 
 /// PostgreSQL's `X/Y` notation.
@@ -103,6 +148,16 @@ pub fn read_checkpoint(
     topic: &str,
     key: &str,
 ) -> Result<Option<Checkpoint>, BridgeError> {
+    Ok(read_progress(client, topic, key)?.map(|p| p.checkpoint))
+}
+
+/// Reads the newest progress record (checkpoint and per-table marks) stored under `key` in
+/// `topic`, as [`read_checkpoint`] does. Blocking: call it from a blocking thread.
+pub fn read_progress(
+    client: &ClientConfig,
+    topic: &str,
+    key: &str,
+) -> Result<Option<Progress>, BridgeError> {
     let mut config = client.clone();
     config
         .set("group.id", format!("fig-bridge-progress-{key}"))
@@ -151,7 +206,7 @@ pub fn read_checkpoint(
         .assign(&assignment)
         .map_err(|e| BridgeError::kafka("assigning the progress topic", e))?;
     let started = Instant::now();
-    let mut best: Option<Checkpoint> = None;
+    let mut best: Option<Progress> = None;
     while !pending.is_empty() {
         if started.elapsed() > PROGRESS_READ_DEADLINE {
             return Err(BridgeError::kafka(
@@ -164,10 +219,12 @@ pub fn read_checkpoint(
             Some(Err(KafkaError::PartitionEOF(p))) => pending.retain(|x| *x != p),
             Some(Err(e)) => return Err(BridgeError::kafka("reading the progress topic", e)),
             Some(Ok(msg)) if msg.key() == Some(key.as_bytes()) => {
-                if let Some(cp) = msg.payload().and_then(Checkpoint::from_value) {
-                    best = Some(
-                        best.map_or(cp, |b| if cp.commit_lsn >= b.commit_lsn { cp } else { b }),
-                    );
+                if let Some(p) = msg.payload().and_then(Progress::from_value)
+                    && best
+                        .as_ref()
+                        .is_none_or(|b| p.checkpoint.commit_lsn >= b.checkpoint.commit_lsn)
+                {
+                    best = Some(p);
                 }
             }
             Some(Ok(_)) => {}
@@ -202,6 +259,29 @@ mod tests {
         };
         assert_eq!(Checkpoint::from_value(&cp.to_value()), Some(cp));
         assert_eq!(Checkpoint::from_value(b"not json"), None);
+    }
+
+    /// Per-table marks survive a round trip, and a record written before they existed still
+    /// parses (with none).
+    #[test]
+    fn progress_with_table_marks_round_trips_and_old_records_parse() {
+        let p = Progress {
+            checkpoint: Checkpoint {
+                commit_lsn: 0x30,
+                end_lsn: 0x38,
+            },
+            tables: vec![TableProgress {
+                table: "public.ord_hdr".into(),
+                commit_lsn: 0x30,
+                commit_ts_micros: 1_700_000_000_000_000,
+            }],
+        };
+        assert_eq!(Progress::from_value(&p.to_value()), Some(p.clone()));
+        assert_eq!(Checkpoint::from_value(&p.to_value()), Some(p.checkpoint));
+        let old = br#"{"commit_lsn":16,"end_lsn":24,"commit":"0/10"}"#;
+        let parsed = Progress::from_value(old).expect("old record");
+        assert_eq!(parsed.checkpoint.end_lsn, 24);
+        assert!(parsed.tables.is_empty());
     }
 
     /// LSNs print and parse in PostgreSQL's notation.

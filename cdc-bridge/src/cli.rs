@@ -1,6 +1,7 @@
 //! The command line: `run` (stream, with metrics and health), `check` (pre-flight, one line per
-//! failure), `snapshot` (re-copy one table on demand), `status` (slot lag and committed LSN),
-//! `reconcile` (legacy tables against the events in Kafka, with optional re-drive).
+//! failure), `snapshot` (re-copy one table on demand), `status` (slot lag, committed LSN and
+//! each table's newest committed change), `reconcile` (legacy tables against the events in
+//! Kafka, with optional re-drive).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -46,7 +47,8 @@ enum Command {
         #[arg(long)]
         table: String,
     },
-    /// Slot lag, WAL status and the last LSN committed to Kafka.
+    /// Slot lag, WAL status, the last LSN committed to Kafka, and per legacy table the newest
+    /// change committed to Kafka with its age.
     Status,
     /// Compare legacy orders (one consistent snapshot) with the state folded from the events in
     /// Kafka; exit status 1 when anything diverges.
@@ -278,19 +280,77 @@ async fn status(shared: &Shared) -> Result<(), CliError> {
     }
     let kafka = shared.kafka.clone();
     let (topic, key) = (cfg.kafka.progress_topic.clone(), cfg.postgres.slot.clone());
-    let cp = tokio::task::spawn_blocking(move || checkpoint::read_checkpoint(&kafka, &topic, &key))
-        .await
-        .map_err(|e| CliError::Other(e.to_string()))??;
-    match cp {
+    let progress =
+        tokio::task::spawn_blocking(move || checkpoint::read_progress(&kafka, &topic, &key))
+            .await
+            .map_err(|e| CliError::Other(e.to_string()))??;
+    match progress {
         None => println!(
             "kafka: nothing committed yet for slot {}",
             cfg.postgres.slot
         ),
-        Some(cp) => println!(
-            "kafka: last committed legacy transaction at {} (resume after {})",
-            format_lsn(cp.commit_lsn),
-            format_lsn(cp.end_lsn)
-        ),
+        Some(p) => {
+            println!(
+                "kafka: last committed legacy transaction at {} (resume after {})",
+                format_lsn(p.checkpoint.commit_lsn),
+                format_lsn(p.checkpoint.end_lsn)
+            );
+            for line in table_lag_lines(&p.tables, snapshot::now_micros()) {
+                println!("{line}");
+            }
+        }
     }
     Ok(())
+}
+
+/// One line per legacy table: the newest change Kafka has committed, its legacy commit LSN and
+/// time, and how long ago that commit was. For a table that keeps changing this age is its lag;
+/// for a quiet table it is the time since its last change (the slot lag above says whether
+/// anything is still unread).
+fn table_lag_lines(tables: &[checkpoint::TableProgress], now_micros: i64) -> Vec<String> {
+    tables
+        .iter()
+        .map(|t| {
+            let at = chrono::DateTime::from_timestamp_micros(t.commit_ts_micros).map_or_else(
+                || "an unknown time".to_string(),
+                |d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            );
+            let age = (now_micros.saturating_sub(t.commit_ts_micros)).max(0) as f64 / 1e6;
+            format!(
+                "table {}: newest change in Kafka is from legacy commit {} at {at}, {age:.1} s ago",
+                t.table,
+                format_lsn(t.commit_lsn)
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each table's line names the table, its newest committed LSN and time, and the age.
+    #[test]
+    fn status_reports_each_tables_newest_commit_and_age() {
+        let tables = vec![
+            checkpoint::TableProgress {
+                table: "public.ord_hdr".into(),
+                commit_lsn: 0x1_0000_0010,
+                commit_ts_micros: 1_764_786_000_000_000,
+            },
+            checkpoint::TableProgress {
+                table: "public.ord_ln".into(),
+                commit_lsn: 0x20,
+                commit_ts_micros: 1_764_785_990_500_000,
+            },
+        ];
+        let lines = table_lag_lines(&tables, 1_764_786_002_500_000);
+        assert_eq!(
+            lines,
+            vec![
+                "table public.ord_hdr: newest change in Kafka is from legacy commit 1/10 at 2025-12-03T18:20:00.000Z, 2.5 s ago",
+                "table public.ord_ln: newest change in Kafka is from legacy commit 0/20 at 2025-12-03T18:19:50.500Z, 12.0 s ago",
+            ]
+        );
+    }
 }

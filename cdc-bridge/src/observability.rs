@@ -23,6 +23,8 @@ pub const SKIPPED_TRANSACTIONS: &str = "fig_bridge_skipped_transactions";
 pub const DEAD_LETTERS: &str = "fig_bridge_dead_letters";
 /// Seconds from the legacy commit to the Kafka commit that carries it.
 pub const COMMIT_TO_ACK_SECONDS: &str = "fig_bridge_commit_to_ack_seconds";
+/// Seconds one Kafka commit takes: waiting for the batch's deliveries, then `EndTxn`.
+pub const KAFKA_COMMIT_SECONDS: &str = "fig_bridge_kafka_commit_seconds";
 /// Bytes of WAL between the server's current position and the slot's confirmed flush.
 pub const SLOT_LAG_BYTES: &str = "fig_bridge_slot_lag_bytes";
 /// Bytes of WAL the slot forces the server to keep (from its restart LSN).
@@ -83,6 +85,7 @@ struct Inner {
     skipped_txns: Counter,
     dead_letters: Family<ReasonLabel, Counter>,
     commit_to_ack: Histogram,
+    kafka_commit: Histogram,
     slot_lag: Gauge,
     slot_retained: Gauge,
     slot_wal_status: Family<WalStatusLabel, Gauge>,
@@ -112,6 +115,7 @@ impl Telemetry {
             skipped_txns: Counter::default(),
             dead_letters: Family::default(),
             commit_to_ack: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            kafka_commit: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             slot_lag: Gauge::default(),
             slot_retained: Gauge::default(),
             slot_wal_status: Family::default(),
@@ -153,6 +157,11 @@ impl Telemetry {
             COMMIT_TO_ACK_SECONDS,
             "Seconds from the legacy commit to the Kafka commit carrying it",
             inner.commit_to_ack.clone(),
+        );
+        registry.register(
+            KAFKA_COMMIT_SECONDS,
+            "Seconds one Kafka commit takes (deliveries of the batch, then EndTxn)",
+            inner.kafka_commit.clone(),
         );
         registry.register(
             SLOT_LAG_BYTES,
@@ -218,10 +227,17 @@ impl Telemetry {
             .inc();
     }
 
-    /// A Kafka transaction committed `legacy_txns` legacy transactions up to `lsn`;
-    /// `commit_ages` are the seconds since each legacy commit.
-    pub fn kafka_committed(&self, legacy_txns: u64, lsn: u64, commit_ages: &[f64]) {
+    /// A Kafka transaction committed `legacy_txns` legacy transactions up to `lsn` in
+    /// `commit_seconds`; `commit_ages` are the seconds since each legacy commit.
+    pub fn kafka_committed(
+        &self,
+        legacy_txns: u64,
+        lsn: u64,
+        commit_seconds: f64,
+        commit_ages: &[f64],
+    ) {
         self.inner.kafka_txns.inc();
+        self.inner.kafka_commit.observe(commit_seconds);
         self.inner.legacy_txns.inc_by(legacy_txns);
         for age in commit_ages {
             self.inner.commit_to_ack.observe(*age);
@@ -230,7 +246,7 @@ impl Telemetry {
             .committed_lsn
             .set(i64::try_from(lsn).unwrap_or(i64::MAX));
         self.inner.committed_lsn_raw.store(lsn, Ordering::Relaxed);
-        tracing::debug!(lsn = %crate::checkpoint::format_lsn(lsn), legacy_txns, "kafka transaction committed");
+        tracing::debug!(lsn = %crate::checkpoint::format_lsn(lsn), legacy_txns, commit_seconds, "kafka transaction committed");
     }
 
     /// Last source LSN committed to Kafka by this process.
@@ -329,7 +345,7 @@ mod tests {
         let t = Telemetry::new();
         t.event_published("OrderPlaced");
         t.dead_lettered("bad_number", "ord_hdr", 0x10);
-        t.kafka_committed(2, 0x20, &[0.01]);
+        t.kafka_committed(2, 0x20, 0.004, &[0.01]);
         let text = t.encode();
         assert!(
             text.contains("fig_bridge_events_published_total{event_type=\"OrderPlaced\"} 1"),
@@ -340,6 +356,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fig_bridge_committed_lsn 32"), "{text}");
+        assert!(
+            text.contains("fig_bridge_kafka_commit_seconds_count 1"),
+            "{text}"
+        );
         assert_eq!(t.committed_lsn(), 0x20);
     }
 }

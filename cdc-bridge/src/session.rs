@@ -15,7 +15,7 @@ use rdkafka::ClientConfig;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::{self, Checkpoint, format_lsn};
+use crate::checkpoint::{self, Progress, format_lsn};
 use crate::config::{Config, HEARTBEAT_PREFIX};
 use crate::error::{Backoff, BridgeError, Recovery};
 use crate::observability::Telemetry;
@@ -148,11 +148,11 @@ async fn session(
         cfg.kafka.transaction_timeout,
     )
     .await?;
-    let checkpoint = read_checkpoint(shared).await?;
+    let progress = read_progress(shared).await?;
     let slot_exists = pg::slot_exists(&cfg.postgres.conn, &cfg.postgres.slot).await?;
     // No checkpoint means nothing was ever committed from this slot: a snapshot that died
     // half-way left only an aborted Kafka transaction, so start it over with a fresh slot.
-    let want_snapshot = cfg.snapshot.initial && (!slot_exists || checkpoint.is_none());
+    let want_snapshot = cfg.snapshot.initial && (!slot_exists || progress.is_none());
     if want_snapshot && slot_exists {
         tracing::warn!(slot = %cfg.postgres.slot, "no committed snapshot for this slot; dropping it to snapshot again");
         pg::drop_slot(&cfg.postgres.conn, &cfg.postgres.slot).await?;
@@ -173,11 +173,12 @@ async fn session(
     )
     .await?;
     drop(blockers);
-    let checkpoint = checkpoint.unwrap_or_default();
+    let progress = progress.unwrap_or_default();
+    let checkpoint = progress.checkpoint;
 
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (ack_tx, ack_rx) = watch::channel(0u64);
-    let publisher = Publisher::new(Arc::clone(shared), producer, checkpoint);
+    let publisher = Publisher::new(Arc::clone(shared), producer, progress);
     let mut publishing = tokio::spawn(publisher.run(rx, ack_tx));
 
     if want_snapshot {
@@ -203,6 +204,7 @@ async fn session(
         .heartbeat_interval
         .map(|every| Helper(tokio::spawn(pg::heartbeat(Arc::clone(shared), every))));
 
+    let committed = ack_rx.clone();
     let mut reading = Box::pin(read(
         &mut source,
         tx,
@@ -220,14 +222,30 @@ async fn session(
     match first {
         Ended::Publisher(Ok(())) => Err(publisher_gone()),
         Ended::Publisher(Err(e)) => Err(e),
-        Ended::Reader(r) => match (r, joined(publishing.await)) {
-            (Err(BridgeError::Unavailable(_)), Err(publisher_error)) => Err(publisher_error),
-            (r, Err(publisher_error)) => {
-                tracing::warn!(error = %error_chain(&publisher_error), "publisher stopped with an error");
-                r
+        Ended::Reader(r) => {
+            let published = joined(publishing.await);
+            if matches!(r, Err(BridgeError::Shutdown)) && published.is_ok() {
+                let last = *committed.borrow();
+                acknowledge_on_stop(&mut source, last).await;
             }
-            (r, Ok(())) => r,
-        },
+            match (r, published) {
+                (Err(BridgeError::Unavailable(_)), Err(publisher_error)) => Err(publisher_error),
+                (r, Err(publisher_error)) => {
+                    tracing::warn!(error = %error_chain(&publisher_error), "publisher stopped with an error");
+                    r
+                }
+                (r, Ok(())) => r,
+            }
+        }
+    }
+}
+
+/// On a clean stop the publisher has committed everything complete: acknowledge it now rather
+/// than at the next status tick that will never come, so the next start does not make
+/// PostgreSQL decode and resend transactions Kafka already has (they would only be skipped).
+async fn acknowledge_on_stop(source: &mut WalSource, committed: u64) {
+    if let Err(e) = source.acknowledge(committed).await {
+        tracing::warn!(error = %error_chain(&e), "acknowledging on stop failed; the next start re-reads and skips what Kafka already has");
     }
 }
 
@@ -249,14 +267,13 @@ fn publisher_gone() -> BridgeError {
     BridgeError::Unavailable("the publisher stopped".into())
 }
 
-async fn read_checkpoint(shared: &Shared) -> Result<Option<Checkpoint>, BridgeError> {
+async fn read_progress(shared: &Shared) -> Result<Option<Progress>, BridgeError> {
     let client = shared.kafka.clone();
     let topic = shared.config.kafka.progress_topic.clone();
     let key = shared.config.postgres.slot.clone();
-    let cp =
-        tokio::task::spawn_blocking(move || checkpoint::read_checkpoint(&client, &topic, &key))
-            .await
-            .map_err(|_| BridgeError::Shutdown)??;
+    let cp = tokio::task::spawn_blocking(move || checkpoint::read_progress(&client, &topic, &key))
+        .await
+        .map_err(|_| BridgeError::Shutdown)??;
     Ok(cp)
 }
 

@@ -16,6 +16,10 @@ use crate::error::BridgeError;
 pub const MAX_IN_FLIGHT: usize = 20_000;
 /// librdkafka's local queue limit (KiB).
 const QUEUE_MAX_KBYTES: &str = "32768";
+/// How long [`settle`] waits for delivered messages to be released before committing anyway.
+const SETTLE_LIMIT: Duration = Duration::from_millis(20);
+/// How often [`settle`] looks.
+const SETTLE_STEP: Duration = Duration::from_micros(100);
 /// How long init, commit and abort may take.
 const TXN_OP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -154,11 +158,23 @@ impl TransactionalProducer {
         }
     }
 
-    /// Commits the open transaction: flushes, then makes everything in it visible at once.
+    /// Commits the open transaction: waits for every delivery, then makes everything in it
+    /// visible at once.
+    ///
+    /// The deliveries are awaited here, not left to `commit_transaction`: rdkafka's commit first
+    /// flushes, and its flush polls in fixed 100 ms steps while anything is outstanding, so
+    /// every Kafka transaction would cost at least 100 ms. A failed delivery is returned as the
+    /// error and the caller aborts the transaction.
     pub async fn commit(&mut self) -> Result<(), BridgeError> {
+        while !self.in_flight.is_empty() {
+            self.await_oldest().await?;
+        }
         let p = self.producer.clone();
-        let result = blocking(move || p.commit_transaction(TXN_OP_TIMEOUT)).await;
-        self.in_flight.clear();
+        let result = blocking(move || {
+            settle(&p);
+            p.commit_transaction(TXN_OP_TIMEOUT)
+        })
+        .await;
         self.open = false;
         result.map_err(|e| BridgeError::kafka("committing the transaction", e))
     }
@@ -174,6 +190,17 @@ impl TransactionalProducer {
         blocking(move || p.abort_transaction(TXN_OP_TIMEOUT))
             .await
             .map_err(|e| BridgeError::kafka("aborting the transaction", e))
+    }
+}
+
+/// Waits (briefly, on a blocking thread) until librdkafka has released every delivered message:
+/// a delivery future resolves just before its message is freed, and a commit that finds one
+/// still counted falls into the 100 ms flush poll. Bounded: past [`SETTLE_LIMIT`] the commit's
+/// own flush takes over, which is slower but equally correct.
+fn settle(producer: &FutureProducer) {
+    let started = std::time::Instant::now();
+    while producer.in_flight_count() > 0 && started.elapsed() < SETTLE_LIMIT {
+        std::thread::sleep(SETTLE_STEP);
     }
 }
 

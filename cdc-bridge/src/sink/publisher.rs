@@ -4,9 +4,10 @@
 //!
 //! Rows are produced into the open Kafka transaction as they arrive, so a million-row legacy
 //! transaction never sits in memory. Several small legacy transactions share one Kafka
-//! transaction: it is committed at a legacy commit boundary once the batch is
-//! `max_batch_latency` old (or holds `max_batch_rows` rows), at the latest when that deadline
-//! passes with the input quiet.
+//! transaction (group commit): it is committed at a legacy commit boundary as soon as no more
+//! input is waiting, or once the batch is `max_batch_latency` old or holds `max_batch_rows`
+//! rows. Whatever arrives while a commit is in flight forms the next batch, so batches grow
+//! with the load by themselves and a quiet stream is never held back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,11 +19,14 @@ use tokio::sync::{mpsc, watch};
 use super::producer::TransactionalProducer;
 use super::record::{self, OutgoingRecord, Rejection};
 use super::topics::{self, TopicSpec};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Progress, TableProgress};
 use crate::config::HEARTBEAT_PREFIX;
 use crate::error::BridgeError;
 use crate::session::Shared;
 use crate::source::WalEvent;
+
+/// Events taken from the reader's channel at once.
+const RECEIVE_BULK: usize = 512;
 
 /// Publishes one session's stream; owns the transactional producer.
 pub struct Publisher {
@@ -39,6 +43,9 @@ pub struct Publisher {
     topics: HashMap<String, Arc<str>>,
     /// (topic address, writer schema address) → registry id: one look-up per pair and session.
     schema_ids: HashMap<(usize, usize), u32>,
+    /// Per mapped table (mapper index): (commit LSN, commit time) of its newest published
+    /// change, written into every progress record.
+    table_marks: Vec<Option<(u64, i64)>>,
 }
 
 #[derive(Default)]
@@ -55,12 +62,8 @@ struct OpenTxn {
 }
 
 impl Publisher {
-    /// A publisher that resumes after `checkpoint`.
-    pub fn new(
-        shared: Arc<Shared>,
-        producer: TransactionalProducer,
-        checkpoint: Checkpoint,
-    ) -> Self {
+    /// A publisher that resumes after `progress` (its checkpoint and per-table marks).
+    pub fn new(shared: Arc<Shared>, producer: TransactionalProducer, progress: Progress) -> Self {
         let mut tables: HashMap<String, Vec<(String, usize)>> = HashMap::new();
         for (i, t) in shared.mapper.tables().iter().enumerate() {
             tables
@@ -68,11 +71,25 @@ impl Publisher {
                 .or_default()
                 .push((t.schema.clone(), i));
         }
+        let table_marks = shared
+            .mapper
+            .tables()
+            .iter()
+            .map(|t| {
+                let name = format!("{}.{}", t.schema, t.table);
+                progress
+                    .tables
+                    .iter()
+                    .find(|m| m.table == name)
+                    .map(|m| (m.commit_lsn, m.commit_ts_micros))
+            })
+            .collect();
         Publisher {
             shared,
             tables,
             producer,
-            checkpoint,
+            checkpoint: progress.checkpoint,
+            table_marks,
             batch: Batch::default(),
             txn: None,
             datum: Vec::with_capacity(1024),
@@ -111,30 +128,26 @@ impl Publisher {
         input: &mut mpsc::Receiver<WalEvent>,
         acked: &watch::Sender<u64>,
     ) -> Result<(), BridgeError> {
+        let mut bulk = Vec::with_capacity(RECEIVE_BULK);
         loop {
-            let event = if self.batch.last.is_some() && self.txn.is_none() {
-                // Complete legacy transactions wait in the open Kafka transaction until the
-                // batch is `max_batch_latency` old, so commits are amortised over everything
-                // that arrives meanwhile; a quiet input commits at the deadline.
-                let deadline = self.batch.started.unwrap_or_else(Instant::now)
-                    + self.shared.config.kafka.max_batch_latency;
-                match tokio::time::timeout_at(deadline.into(), input.recv()).await {
-                    Ok(Some(ev)) => ev,
-                    Ok(None) => return self.commit(acked).await,
-                    Err(_) => {
-                        self.commit(acked).await?;
-                        continue;
-                    }
-                }
-            } else {
-                match input.recv().await {
-                    Some(ev) => ev,
+            // Taking events in bulk wakes the reader once per bulk rather than once per event.
+            if input.recv_many(&mut bulk, RECEIVE_BULK).await == 0 {
+                return match self.txn {
                     // The reader stopped inside a legacy transaction: abort what is open.
-                    None if self.txn.is_some() => return Err(BridgeError::Shutdown),
-                    None => return self.commit(acked).await,
-                }
-            };
-            self.handle(event, acked).await?;
+                    Some(_) => Err(BridgeError::Shutdown),
+                    None => self.commit(acked).await,
+                };
+            }
+            for event in bulk.drain(..) {
+                self.handle(event, acked).await?;
+            }
+            // Caught up at a legacy commit boundary: nothing else is waiting, so holding the
+            // batch open could only add latency. What arrives during this commit forms the
+            // next batch (group commit); under a backlog the input never runs dry and the
+            // latency and row bounds cut the batches instead.
+            if self.txn.is_none() && input.is_empty() {
+                self.commit(acked).await?;
+            }
         }
     }
 
@@ -237,8 +250,31 @@ impl Publisher {
     }
 
     fn spec_in<'s>(&self, shared: &'s Shared, schema: &str, table: &str) -> Option<&'s TableSpec> {
+        shared.mapper.tables().get(self.spec_index(schema, table)?)
+    }
+
+    fn spec_index(&self, schema: &str, table: &str) -> Option<usize> {
         let (_, i) = self.tables.get(table)?.iter().find(|(s, _)| s == schema)?;
-        shared.mapper.tables().get(*i)
+        Some(*i)
+    }
+
+    /// The progress record's content: the checkpoint and every table's newest mark.
+    fn progress(&self, checkpoint: Checkpoint) -> Progress {
+        let tables = self
+            .shared
+            .mapper
+            .tables()
+            .iter()
+            .zip(&self.table_marks)
+            .filter_map(|(spec, mark)| {
+                mark.map(|(commit_lsn, commit_ts_micros)| TableProgress {
+                    table: format!("{}.{}", spec.schema, spec.table),
+                    commit_lsn,
+                    commit_ts_micros,
+                })
+            })
+            .collect();
+        Progress { checkpoint, tables }
     }
 
     fn skipping(&self) -> bool {
@@ -288,11 +324,13 @@ impl Publisher {
             let progress = record::progress(
                 &self.shared.config.kafka.progress_topic,
                 &self.shared.config.postgres.slot,
-                last,
+                &self.progress(last),
             );
             self.producer.send(&progress).await?;
         }
+        let committing = Instant::now();
         self.producer.commit().await?;
+        let commit_seconds = committing.elapsed().as_secs_f64();
         self.checkpoint = last;
         let now = now_micros();
         let ages: Vec<f64> = self
@@ -301,9 +339,12 @@ impl Publisher {
             .iter()
             .map(|ts| (now - ts).max(0) as f64 / 1e6)
             .collect();
-        self.shared
-            .telemetry
-            .kafka_committed(self.batch.legacy_txns, last.commit_lsn, &ages);
+        self.shared.telemetry.kafka_committed(
+            self.batch.legacy_txns,
+            last.commit_lsn,
+            commit_seconds,
+            &ages,
+        );
         self.batch = Batch::default();
         acked.send_replace(last.end_lsn);
         Ok(())
@@ -311,11 +352,18 @@ impl Publisher {
 
     async fn publish_change(&mut self, change: &RowChange) -> Result<(), BridgeError> {
         let shared = Arc::clone(&self.shared);
-        let Some(spec) = self.spec_in(&shared, &change.schema, &change.table) else {
+        let Some(index) = self.spec_index(&change.schema, &change.table) else {
             tracing::debug!(table = %change.table, "change to a table outside the mapping");
             return Ok(());
         };
+        let Some(spec) = shared.mapper.tables().get(index) else {
+            return Ok(());
+        };
         self.batch.rows += 1;
+        // Committed (or aborted) with everything this change produces below.
+        if let Some(mark) = self.table_marks.get_mut(index) {
+            *mark = Some((change.position.commit_lsn, change.commit_ts_micros));
+        }
         if spec.is_outbox && change.op != Op::Insert {
             tracing::warn!(table = %change.table, op = ?change.op, lsn = %crate::checkpoint::format_lsn(change.position.commit_lsn), "update or delete of an outbox row ignored");
             return Ok(());

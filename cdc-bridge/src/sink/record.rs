@@ -3,7 +3,7 @@
 
 use acl::{Cell, DomainEvent, Origin, RowChange, SourcePosition};
 
-use crate::checkpoint::{Checkpoint, format_lsn};
+use crate::checkpoint::{Progress, format_lsn};
 
 /// Header: the event's deterministic id.
 pub const HEADER_EVENT_ID: &str = "event_id";
@@ -146,11 +146,11 @@ pub fn row_body(change: &RowChange) -> Vec<u8> {
 }
 
 /// The progress record committed with every Kafka transaction (see [`crate::checkpoint`]).
-pub fn progress(topic: &str, slot: &str, checkpoint: Checkpoint) -> OutgoingRecord {
+pub fn progress(topic: &str, slot: &str, progress: &Progress) -> OutgoingRecord {
     OutgoingRecord {
         topic: topic.to_string(),
         key: Some(slot.as_bytes().to_vec()),
-        payload: Some(checkpoint.to_value()),
+        payload: Some(progress.to_value()),
         headers: Vec::new(),
     }
 }
@@ -249,15 +249,15 @@ mod tests {
     /// The progress record is keyed by slot and carries the checkpoint.
     #[test]
     fn progress_record_is_keyed_by_slot() {
-        let cp = Checkpoint {
-            commit_lsn: 1,
-            end_lsn: 2,
+        let p = Progress {
+            checkpoint: crate::checkpoint::Checkpoint {
+                commit_lsn: 1,
+                end_lsn: 2,
+            },
+            tables: Vec::new(),
         };
-        let r = progress("p", "slot_a", cp);
+        let r = progress("p", "slot_a", &p);
         assert_eq!(r.key.as_deref(), Some(&b"slot_a"[..]));
-        assert_eq!(
-            r.payload.as_deref().and_then(Checkpoint::from_value),
-            Some(cp)
-        );
+        assert_eq!(r.payload.as_deref().and_then(Progress::from_value), Some(p));
     }
 }
