@@ -14,6 +14,8 @@ mod fixture;
 mod flows;
 #[path = "bridge/resilience.rs"]
 mod resilience;
+#[path = "bridge/snapshot.rs"]
+mod snapshot;
 
 /// Not a test: the entry point of the bridge child processes started by [`fixture::Bridge`].
 /// Without `FIG_E2E_BRIDGE_CONFIG` set it does nothing.
