@@ -183,23 +183,23 @@ async fn restart_mid_stream(
     let case = format!("{}_restart", service.name());
     let (setup, bridge, writer) = start(&format!("f{}", service.name()), "").await;
     let progress = &writer.progress;
-    let failures = || progress.failed_attempts.load(AtomicOrdering::SeqCst);
+    let interruptions = || progress.interruptions.load(AtomicOrdering::SeqCst);
     let mut recoveries = Vec::new();
     for round in 0..settings.rounds {
         let before = progress.committed();
         committed_at_least(&writer, "writes before the fault", before + BEFORE_FAULT).await;
-        let failed_before = failures();
+        let interrupted_before = interruptions();
         inject(stack, Fault::Stop, service);
         if service == Service::Postgres {
             let ready_url = format!("http://127.0.0.1:{}/health/ready", bridge.port);
             wait_for(
-                "the bridge to stop streaming and the writer to see a failure",
+                "the bridge to stop streaming and the writer to lose its connection",
                 NOTICE,
                 || async {
                     let streaming = reqwest::get(&ready_url)
                         .await
                         .is_ok_and(|r| r.status().is_success());
-                    (!streaming && failures() > failed_before).then_some(())
+                    (!streaming && interruptions() > interrupted_before).then_some(())
                 },
             )
             .await;
@@ -218,7 +218,7 @@ async fn restart_mid_stream(
         .metric(cdc_bridge::observability::SESSION_RESTARTS)
         .await
         .unwrap_or(0.0);
-    let failed = failures();
+    let interrupted = interruptions();
     let (txns, rows, lost) = finish(&case, &setup, writer).await;
     let injected = match service {
         Service::Postgres => "PostgreSQL `pg_ctl stop -m fast` mid-stream, then started".into(),
@@ -240,7 +240,7 @@ async fn restart_mid_stream(
             service.name()
         ),
         notes: format!(
-            "{rows} rows, {failed} failed writer attempts retried, {restarts} bridge session restarts"
+            "{rows} rows, {interrupted} writer transactions interrupted and retried, {restarts} bridge session restarts"
         ),
         ..CaseReport::passed(&case)
     }

@@ -25,8 +25,9 @@ const PACE: Duration = Duration::from_millis(15);
 pub struct WriterProgress {
     /// Committed transactions, each with its order ids and when it committed.
     committed: Mutex<Vec<(Vec<i64>, Instant)>>,
-    /// Attempts that failed (connection lost, server shutting down).
-    pub failed_attempts: AtomicU64,
+    /// Transactions interrupted by a lost connection (found closed before the attempt, or
+    /// failing during it) and retried on a new one.
+    pub interruptions: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -103,7 +104,13 @@ async fn commit_with_retry(
     progress: &WriterProgress,
 ) {
     loop {
-        if client.as_ref().is_none_or(Client::is_closed) {
+        // The server may have closed the connection between two transactions (a fast shutdown
+        // terminates idle sessions too): that is an interruption as well.
+        if client.as_ref().is_some_and(Client::is_closed) {
+            progress.interruptions.fetch_add(1, Ordering::SeqCst);
+            *client = None;
+        }
+        if client.is_none() {
             *client = Some(
                 e2e::wait_for(
                     "the legacy database to accept connections again",
@@ -117,7 +124,7 @@ async fn commit_with_retry(
         match insert_orders(db, ids).await {
             Ok(()) => return,
             Err(_) => {
-                progress.failed_attempts.fetch_add(1, Ordering::SeqCst);
+                progress.interruptions.fetch_add(1, Ordering::SeqCst);
                 *client = None;
             }
         }

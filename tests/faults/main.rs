@@ -126,9 +126,15 @@ fn supervisor(args: &[String], selected: &[&Case]) -> ExitCode {
     let exe = std::env::current_exe().expect("current executable");
     let mut runner = std::process::Command::new(exe);
     runner.args(args).env(RUNNER_ENV, "1");
-    if let Some(s) = &stack {
-        runner.envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        eprintln!("faults: private stack in {}", s.state_dir().display());
+    match &stack {
+        Some(s) => {
+            runner.envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            eprintln!("faults: private stack in {}", s.state_dir().display());
+        }
+        // A FIG_STATE_DIR inherited from the shared stack's stack.env must never be a target.
+        None => {
+            runner.env_remove("FIG_STATE_DIR");
+        }
     }
     let status = runner.status();
     drop(stack);
@@ -170,7 +176,15 @@ fn runner(selected: &[&Case]) -> ExitCode {
         }));
         let row = match outcome {
             Ok(row) => row,
-            Err(panic) => CaseReport::failed(case.name, panic_text(&*panic)),
+            Err(panic) => {
+                // A case that failed mid-fault may have left a service stopped or paused.
+                if case.needs_stack
+                    && let Err(e) = stack.heal()
+                {
+                    eprintln!("faults: could not restore the private stack: {e}");
+                }
+                CaseReport::failed(case.name, panic_text(&*panic))
+            }
         };
         eprintln!(
             "faults: {} {} in {:?}",

@@ -160,6 +160,19 @@ impl PrivateStack {
             .map(drop)
     }
 
+    /// Undoes whatever a failed case left injected: resumes paused services and starts stopped
+    /// ones, so the next case finds the whole stack answering.
+    pub fn heal(&self) -> anyhow::Result<()> {
+        for service in [Service::Postgres, Service::Kafka, Service::Registry] {
+            // Resuming a running or stopped service fails harmlessly.
+            let _ = self.fault(Fault::Resume, service);
+        }
+        for service in [Service::Postgres, Service::Kafka, Service::Registry] {
+            self.fault(Fault::Start, service)?;
+        }
+        Ok(())
+    }
+
     fn script(&self, name: &str, args: &[&str]) -> anyhow::Result<String> {
         let path = repo_root().join("deploy/local").join(name);
         let out = Command::new(&path)
