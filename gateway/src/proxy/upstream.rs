@@ -16,8 +16,8 @@ use std::time::Duration;
 
 mod pool;
 
-use pool::{Http1Pool, PoolError};
 use crate::config::UpstreamProtocol;
+use pool::{Http1Pool, PoolError};
 
 /// Error type of bodies sent upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
