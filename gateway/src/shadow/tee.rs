@@ -4,7 +4,8 @@
 //! ```text
 //! client body ─▶ TeeBody ─▶ primary upstream   (every frame passed on as is, never delayed)
 //!                   └─ keeps Bytes handles (no copy) while total ≤ limit
-//!                        end of body      → TeeOutcome::Complete(body)
+//!                        end of body      → TeeOutcome::Complete(body), the handles joined
+//!                                           by the receiver (the shadow task), never here
 //!                        total > limit    → TeeOutcome::OverBound at once, handles released
 //!                        error / dropped  → TeeOutcome::Aborted
 //! ```
@@ -53,18 +54,50 @@ impl TeeOutcome {
 /// The shadow's side of a tee: resolves once the primary body has ended or the copy was given up.
 #[derive(Debug)]
 pub struct ShadowCopy {
-    outcome: oneshot::Receiver<TeeOutcome>,
+    outcome: oneshot::Receiver<Finished>,
 }
 
 impl ShadowCopy {
-    /// Waits for the outcome (call only off the client's path, e.g. in the shadow task).
+    /// Waits for the outcome (call only off the client's path, e.g. in the shadow task: a body
+    /// kept in several chunks is joined here).
     pub async fn outcome(self) -> TeeOutcome {
-        self.outcome.await.unwrap_or(TeeOutcome::Aborted)
+        self.outcome
+            .await
+            .map_or(TeeOutcome::Aborted, Finished::into_outcome)
     }
 
     /// The outcome if it is already known.
     pub fn try_outcome(&mut self) -> Option<TeeOutcome> {
-        self.outcome.try_recv().ok()
+        self.outcome.try_recv().ok().map(Finished::into_outcome)
+    }
+}
+
+/// What the tee sends: the kept chunks as they are, so that joining them (a copy of up to
+/// `limit` bytes) happens in the receiver, off the primary's path.
+#[derive(Debug)]
+enum Finished {
+    Complete { chunks: Vec<Bytes>, len: usize },
+    Other(TeeOutcome),
+}
+
+impl Finished {
+    fn into_outcome(self) -> TeeOutcome {
+        let (chunks, len) = match self {
+            Finished::Other(outcome) => return outcome,
+            Finished::Complete { chunks, len } => (chunks, len),
+        };
+        let body = match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut joined = BytesMut::with_capacity(len);
+                for chunk in &chunks {
+                    joined.extend_from_slice(chunk);
+                }
+                joined.freeze()
+            }
+        };
+        TeeOutcome::Complete(body)
     }
 }
 
@@ -73,7 +106,7 @@ struct Copy {
     limit: usize,
     kept: Vec<Bytes>,
     kept_len: usize,
-    sender: Option<oneshot::Sender<TeeOutcome>>,
+    sender: Option<oneshot::Sender<Finished>>,
 }
 
 impl Copy {
@@ -82,7 +115,7 @@ impl Copy {
             return;
         }
         if self.kept_len + chunk.len() > self.limit {
-            self.finish(TeeOutcome::OverBound { limit: self.limit });
+            self.finish(Finished::Other(TeeOutcome::OverBound { limit: self.limit }));
         } else if !chunk.is_empty() {
             self.kept_len += chunk.len();
             self.kept.push(chunk.clone());
@@ -93,32 +126,25 @@ impl Copy {
         if self.sender.is_none() {
             return;
         }
-        let body = match self.kept.len() {
-            0 => Bytes::new(),
-            1 => self.kept[0].clone(),
-            _ => {
-                let mut joined = BytesMut::with_capacity(self.kept_len);
-                for chunk in &self.kept {
-                    joined.extend_from_slice(chunk);
-                }
-                joined.freeze()
-            }
-        };
-        self.finish(TeeOutcome::Complete(body));
+        let chunks = std::mem::take(&mut self.kept);
+        self.finish(Finished::Complete {
+            chunks,
+            len: self.kept_len,
+        });
     }
 
-    fn finish(&mut self, outcome: TeeOutcome) {
+    fn finish(&mut self, finished: Finished) {
         self.kept = Vec::new();
         if let Some(sender) = self.sender.take() {
             // The shadow task may have gone away already; nothing to tell then.
-            let _ = sender.send(outcome);
+            let _ = sender.send(finished);
         }
     }
 }
 
 impl Drop for Copy {
     fn drop(&mut self) {
-        self.finish(TeeOutcome::Aborted);
+        self.finish(Finished::Other(TeeOutcome::Aborted));
     }
 }
 
@@ -146,7 +172,7 @@ where
     };
     let hint = body.size_hint();
     if hint.lower() > limit as u64 {
-        copy.finish(TeeOutcome::OverBound { limit });
+        copy.finish(Finished::Other(TeeOutcome::OverBound { limit }));
     } else if body.is_end_stream() {
         copy.complete();
     }
@@ -176,7 +202,7 @@ where
                     this.copy.complete();
                 }
             }
-            Poll::Ready(Some(Err(_))) => this.copy.finish(TeeOutcome::Aborted),
+            Poll::Ready(Some(Err(_))) => this.copy.finish(Finished::Other(TeeOutcome::Aborted)),
             Poll::Ready(None) => this.copy.complete(),
             Poll::Pending => {}
         }
