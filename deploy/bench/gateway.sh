@@ -12,11 +12,24 @@
 #            `percent 50` with both sides on the backend
 # - load:    Debian's wrk, same threads, connections and duration for all three
 # Target: gateway req/s >= nginx's, and gateway's added p99 (over direct) <= nginx's.
+#
+# Shadow section (SHADOW=0 skips it, SHADOW=only runs it alone), after the first table:
+# - throughput: a backend pair (two bench_backend processes, legacy and new); a fresh gateway with
+#   the capability in state `legacy` (shadow off), then a fresh one in `shadow` at 100 %, same wrk
+#   settings. Target: primary req/s with shadow on >= 90 % of shadow off. The shadow outcomes
+#   (compared, dropped because the shadow slots were full, ...) are printed beside.
+# - memory: POSTs of 10 MB bodies (wrk -c$BODY_CONNECTIONS, Lua script) through a fresh gateway
+#   with shadow at 100 % and POST opted in, legacy and new being a small Python sink that reads
+#   and drops each body (nginx's `return 200` discards bodies too slowly: ~2 req/s); once with the default shadow body bound (1 MiB: every copy is skipped) and once
+#   with `max_body_bytes = 16 MiB` (every body copied for the shadow call). Reported: RSS at
+#   start and peak RSS (VmHWM) of the gateway process, in MiB. Target: bounded (set by the
+#   connections and the shadow slots, not by the number of requests).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 WORKERS=${WORKERS:-2} WRK_THREADS=${WRK_THREADS:-2} CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-15s} WARMUP=${WARMUP:-3s} BACKEND_THREADS=${BACKEND_THREADS:-2}
+SHADOW=${SHADOW:-1} BODY_CONNECTIONS=${BODY_CONNECTIONS:-8} BODY_BYTES=${BODY_BYTES:-10000000}
 
 say() { printf '%s\n' "$*" >&2; }
 need() {
@@ -95,7 +108,8 @@ percent = 50
 routes = [{ prefix = "/" }]
 EOF
 RUST_LOG=warn TOKIO_WORKER_THREADS=1 "$bin/gateway" run --config "$work/gateway.toml" >"$work/gateway.log" 2>&1 &
-PIDS+=($!)
+main_gw_pid=$!
+PIDS+=($main_gw_pid)
 
 for port in "$backend_port" "$nginx_port" "$gw_port"; do
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
@@ -115,6 +129,7 @@ measure() {
 }
 
 say "measuring: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $WORKERS proxy workers, $(nproc) cores"
+if [ "$SHADOW" != only ]; then
 results=$(
   measure direct "http://127.0.0.1:$backend_port/"
   measure nginx "http://127.0.0.1:$nginx_port/"
@@ -127,3 +142,127 @@ while read -r name rps p50 p99 errs; do
   added=$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN{printf "%.3f", a-b}')
   echo "| $name | $rps | $p50 | $p99 | $added | $errs |"
 done <<<"$results"
+fi
+
+[ "$SHADOW" = 0 ] && exit 0
+
+# ---- shadow traffic ----------------------------------------------------------------------------
+# The first gateway is done; stop it so it takes no CPU from the runs below.
+kill "$main_gw_pid" 2>/dev/null || true
+new_port=$(free_port)
+"$bin/examples/bench_backend" "127.0.0.1:$new_port" "$BACKEND_THREADS" >"$work/backend-new.log" 2>&1 &
+PIDS+=($!)
+
+# gateway_with NAME LEGACY_PORT NEW_PORT STATE_TOML [EXTRA_TOML]: starts a fresh gateway with one
+# capability on `/`; sets $gw_pid, $gw_url and $admin_url.
+gateway_with() {
+  local name=$1 legacy=$2 new=$3 state=$4 extra=${5:-} port admin
+  port=$(free_port) admin=$(free_port)
+  cat >"$work/$name.toml" <<TOML
+listen = "127.0.0.1:$port"
+legacy = "http://127.0.0.1:$legacy"
+workers = $WORKERS
+[admin]
+listen = "127.0.0.1:$admin"
+[store]
+kind = "file"
+path = "$work/$name-toggles.json"
+[[capability]]
+name = "bench"
+new = "http://127.0.0.1:$new"
+$state
+routes = [{ prefix = "/" }]
+$extra
+TOML
+  RUST_LOG=warn TOKIO_WORKER_THREADS=1 "$bin/gateway" run --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
+  gw_pid=$!
+  PIDS+=($gw_pid)
+  gw_url="http://127.0.0.1:$port" admin_url="http://127.0.0.1:$admin"
+  for _ in $(seq 100); do curl -sf -o /dev/null "$gw_url/" && return; sleep 0.1; done
+  say "gateway $name does not answer"; cat "$work/$name.log" >&2; exit 1
+}
+stop_gateway() { kill "$gw_pid" 2>/dev/null || true; wait "$gw_pid" 2>/dev/null || true; }
+# Shadow outcomes from /metrics, e.g. "match=1234 saturated=56".
+shadow_outcomes() {
+  curl -sf "$admin_url/metrics" | awk '/^fig_gateway_shadow_requests_total[{]/ {
+      o = $0; sub(/.*outcome="/, "", o); sub(/".*/, "", o)
+      if ($NF > 0) printf "%s=%d ", o, $NF }'
+}
+shadow_all='state = "shadow"
+percent = 100'
+rss_mib() { awk -v k="$2:" '$1==k {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+say "shadow: throughput with shadow off, then at 100 % (backend pair :$backend_port / :$new_port)"
+gateway_with shadow-off "$backend_port" "$new_port" 'state = "legacy"'
+off=$(measure off "$gw_url/")
+stop_gateway
+gateway_with shadow-on "$backend_port" "$new_port" "$shadow_all"
+on=$(measure on "$gw_url/")
+on_outcomes=$(shadow_outcomes)
+stop_gateway
+read -r _ off_rps off_p50 off_p99 off_errs <<<"$off"
+read -r _ on_rps on_p50 on_p99 on_errs <<<"$on"
+echo
+echo "| shadow | req/s | p50 ms | p99 ms | errors | shadow outcomes |"
+echo "|---|---:|---:|---:|---|---|"
+echo "| off (state legacy) | $off_rps | $off_p50 | $off_p99 | $off_errs | - |"
+echo "| on, 100 % | $on_rps | $on_p50 | $on_p99 | $on_errs | ${on_outcomes:-none} |"
+awk -v a="$on_rps" -v b="$off_rps" 'BEGIN { r = 100 * a / b
+  printf "\nprimary throughput with shadow on: %.1f %% of shadow off (target >= 90 %%: %s)\n", r, (r >= 90 ? "met" : "NOT met") }'
+
+say "shadow: memory while posting $BODY_BYTES-byte bodies (wrk -c$BODY_CONNECTIONS -d$DURATION)"
+# The backend pair for bodies: reads each request's body (Content-Length) and drops it.
+cat >"$work/sink.py" <<'PY'
+import asyncio, sys
+async def serve(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            left = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    left = int(line.split(b":")[1])
+            while left > 0:
+                chunk = await reader.read(min(left, 1 << 20))
+                if not chunk:
+                    return
+                left -= len(chunk)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-type: text/plain\r\n\r\nok\n")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+async def main():
+    servers = [await asyncio.start_server(serve, "127.0.0.1", int(p)) for p in sys.argv[1:]]
+    await asyncio.gather(*(s.serve_forever() for s in servers))
+asyncio.run(main())
+PY
+sink_legacy_port=$(free_port) sink_new_port=$(free_port)
+python3 "$work/sink.py" "$sink_legacy_port" "$sink_new_port" >"$work/sink.log" 2>&1 &
+PIDS+=($!)
+cat >"$work/post-body.lua" <<LUA
+wrk.method = "POST"
+wrk.body = string.rep("x", $BODY_BYTES)
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
+# body_run LABEL NAME EXTRA_TOML: one fresh gateway, one wrk run, one table row.
+body_run() {
+  local start out rps errors
+  gateway_with "shadow-mem-$2" "$sink_legacy_port" "$sink_new_port" "$shadow_all" "$3"
+  start=$(rss_mib "$gw_pid" VmRSS)
+  out=$(wrk -t"$WRK_THREADS" -c"$BODY_CONNECTIONS" -d"$DURATION" -s "$work/post-body.lua" "$gw_url/")
+  rps=$(awk '/^Requests\/sec:/ {printf "%.1f", $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$rps" "$start" "$(rss_mib "$gw_pid" VmHWM)" \
+    "${errors:-none}" "$(shadow_outcomes)"
+  stop_gateway
+}
+shadow_post='[capability.shadow]
+methods = ["GET", "HEAD", "POST"]'
+echo
+echo "| $BODY_BYTES-byte POSTs, shadow 100 % | req/s | RSS at start MiB | peak RSS (VmHWM) MiB | errors | shadow outcomes |"
+echo "|---|---:|---:|---:|---|---|"
+body_run "default bound (1 MiB): copy skipped" skip "$shadow_post"
+body_run "bound 16 MiB: every body copied" copy "$shadow_post
+max_body_bytes = 16777216"
