@@ -32,6 +32,9 @@ pub const REJECTED: &str = "fig_gateway_rejected_requests";
 
 /// Requests new failed that were answered by legacy instead, by capability and failure.
 pub const FALLBACKS: &str = "fig_gateway_fallbacks";
+/// Requests new failed that were not sent to legacy, by capability and reason
+/// (`body_over_replay_limit`, `not_idempotent`, `fallback_disabled`, …).
+pub const NOT_RESENT: &str = "fig_gateway_not_resent";
 /// Requests refused by a full bulkhead (503 + `Retry-After`), by capability and side.
 pub const SHED: &str = "fig_gateway_shed_requests";
 /// Same-side retries, by capability and side.
@@ -142,6 +145,7 @@ pub struct Metrics {
     pub store_ready: Gauge,
     rejected: Family<Labels, Counter>,
     fallbacks: Family<Labels, Counter>,
+    not_resent: Family<Labels, Counter>,
     shed: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     shadow: Family<Labels, Counter>,
@@ -238,6 +242,12 @@ impl Metrics {
             rejected.clone(),
         );
         let fallbacks = Family::<Labels, Counter>::default();
+        let not_resent = Family::<Labels, Counter>::default();
+        registry.register(
+            NOT_RESENT,
+            "Requests new failed that were not sent to legacy, by reason",
+            not_resent.clone(),
+        );
         let shed = Family::<Labels, Counter>::default();
         let retries = Family::<Labels, Counter>::default();
         registry.register(
@@ -268,6 +278,7 @@ impl Metrics {
             auto_rollbacks,
             shadow,
             fallbacks,
+            not_resent,
             shed,
             retries,
             registry,
@@ -333,6 +344,16 @@ impl Metrics {
             .get_or_create(&vec![
                 (LABEL_CAPABILITY, self.name(capability).to_string()),
                 (LABEL_FAILURE, failure.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts a request new failed that was not sent to legacy, and why.
+    pub fn count_not_resent(&self, capability: Option<usize>, reason: &str) {
+        self.not_resent
+            .get_or_create(&vec![
+                (LABEL_CAPABILITY, self.name(capability).to_string()),
+                (LABEL_REASON, reason.to_string()),
             ])
             .inc();
     }

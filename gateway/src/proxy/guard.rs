@@ -94,19 +94,17 @@ impl CapabilityGuard {
         facts: RequestFacts,
         failure: AttemptFailure,
         body: &ReplayableBody,
-    ) -> Option<String> {
-        match may_fall_back(&self.fallback, facts, failure) {
-            Ok(()) => None,
-            Err(NotResendable::BodyNotReplayable) => body
-                .not_buffered()
-                .map(|why| why.to_string())
-                .or_else(|| Some(NotResendable::BodyNotReplayable.to_string())),
-            Err(NotResendable::NotIdempotent) if !failure.request_may_have_left() => Some(format!(
-                "{} (writes go to legacy only with fallback.unsent_writes)",
-                NotResendable::NotIdempotent
-            )),
-            Err(why) => Some(why.to_string()),
-        }
+    ) -> Option<NotResent> {
+        let why = may_fall_back(&self.fallback, facts, failure).err()?;
+        let (label, text) = match (why, body.not_buffered()) {
+            (NotResendable::BodyNotReplayable, Some(body)) => (body.as_label(), body.to_string()),
+            (NotResendable::NotIdempotent, _) if !failure.request_may_have_left() => (
+                why.as_label(),
+                format!("{why} (writes go to legacy only with fallback.unsent_writes)"),
+            ),
+            _ => (why.as_label(), why.to_string()),
+        };
+        Some(NotResent { label, text })
     }
 
     /// Records one call to `side` (`ok` false for connect errors, timeouts and 5xx) and returns
@@ -131,6 +129,15 @@ impl CapabilityGuard {
             _ => None,
         }
     }
+}
+
+/// Why a failed request was not sent to legacy: a metric label and the text for the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotResent {
+    /// For `fig_gateway_not_resent{reason}`, e.g. `body_over_replay_limit`.
+    pub label: &'static str,
+    /// For the fast answer and the log.
+    pub text: String,
 }
 
 /// Every capability's guards, in table order; the default route last.

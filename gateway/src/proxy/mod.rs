@@ -313,11 +313,19 @@ impl Proxy {
                     tracing::warn!(
                         failure = failure_name(failure),
                         side = answered_by.as_str(),
-                        body = body.not_buffered().map(|w| w.as_label()),
+                        not_resent = not_resent.as_ref().map(|w| w.label),
                         "upstream call failed"
                     )
                 });
-                let text = reason(failure, answered_by, name, not_resent.as_deref());
+                if let Some(why) = &not_resent {
+                    self.metrics.count_not_resent(cap, why.label);
+                }
+                let text = reason(
+                    failure,
+                    answered_by,
+                    name,
+                    not_resent.as_ref().map(|w| w.text.as_str()),
+                );
                 let mut resp = local(status, text);
                 if let Some(after) = retry_after
                     && let Ok(v) = HeaderValue::try_from(after.as_secs().max(1).to_string())

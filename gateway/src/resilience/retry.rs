@@ -253,6 +253,21 @@ pub enum NotResendable {
     FallbackDisabled,
 }
 
+impl NotResendable {
+    /// Metric label value.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::ResponseStarted => "response_started",
+            Self::NotIdempotent => "not_idempotent",
+            Self::BodyNotReplayable => "body_not_replayable",
+            Self::SideRefusing => "side_refusing",
+            Self::RetriesExhausted => "retries_exhausted",
+            Self::BudgetSpent => "budget_spent",
+            Self::FallbackDisabled => "fallback_disabled",
+        }
+    }
+}
+
 /// Whether a request that failed with `failure` may be sent to legacy instead.
 pub fn may_fall_back(
     config: &FallbackConfig,

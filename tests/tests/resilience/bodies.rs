@@ -179,6 +179,14 @@ async fn body_over_the_replay_limit_is_not_replayed() {
         "the answer says why: {text}"
     );
     assert_eq!(legacy.seen.load(Ordering::SeqCst), 0, "never replayed");
+    let not_resent = metric(
+        &http,
+        &gw,
+        gateway::observability::NOT_RESENT,
+        &["capability=\"orders\"", "reason=\"body_over_replay_limit\""],
+    )
+    .await;
+    assert_eq!(not_resent, 1.0, "counted with its reason");
 
     let small = payload(1000);
     let resp = put(&http, &gw, small.clone()).await;
