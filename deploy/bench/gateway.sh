@@ -12,6 +12,9 @@
 #            `percent 50` with both sides on the backend
 # - load:    Debian's wrk, same threads, connections and duration for all three
 # Target: gateway req/s >= nginx's, and gateway's added p99 (over direct) <= nginx's.
+# Beside req/s, the CPU each proxy spent per request (user and kernel µs, from /proc/PID/stat
+# over the measured run): on a shared 2-core machine req/s moves with whatever else runs, while
+# CPU per request barely does, so it is the figure to compare between builds.
 #
 # Shadow section (SHADOW=0 skips it, SHADOW=only runs it alone), after the first table:
 # - throughput: a backend pair (two bench_backend processes, legacy and new); a fresh gateway with
@@ -119,28 +122,40 @@ done
 # wrk --latency prints "50%  123.00us"; normalise to milliseconds.
 ms() { awk -v p="$1" '$1==p { v=$2; u=v; gsub(/[0-9.]/,"",u); sub(/[a-z]+$/,"",v);
   if (u=="us") v/=1000; else if (u=="s") v*=1000; printf "%.3f", v }'; }
+# Clock ticks (utime stime) used so far by the given pids together.
+cpu_ticks() { local u=0 k=0 p; for p in "$@"; do read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + a)) k=$((k + b)); done; echo "$u $k"; }
+# measure NAME URL [PID...]: one wrk run; prints name, req/s, p50, p99, user and kernel µs of
+# the given processes per request ("-" without pids), errors.
 measure() {
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$2" >/dev/null
-  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2")
+  local name=$1 url=$2; shift 2
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$url" >/dev/null
+  local before after; before=$(cpu_ticks "$@")
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url")
+  after=$(cpu_ticks "$@")
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   p50=$(ms 50% <<<"$out") p99=$(ms 99% <<<"$out")
-  printf '%s %s %s %s %s\n' "$1" "$rps" "$p50" "$p99" "${errors:-none}"
+  cpu=$(awk -v b="$before" -v a="$after" -v n="$n" -v hz="$(getconf CLK_TCK)" -v any=$# 'BEGIN {
+    if (!any || !n) { print "- -"; exit } split(b, x, " "); split(a, y, " ");
+    printf "%.1f %.1f", (y[1]-x[1])*1e6/hz/n, (y[2]-x[2])*1e6/hz/n }')
+  printf '%s %s %s %s %s %s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "${errors:-none}"
 }
 
 say "measuring: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $WORKERS proxy workers, $(nproc) cores"
 if [ "$SHADOW" != only ]; then
 results=$(
   measure direct "http://127.0.0.1:$backend_port/"
-  measure nginx "http://127.0.0.1:$nginx_port/"
-  measure gateway "http://127.0.0.1:$gw_port/"
+  # nginx's master and its workers
+  measure nginx "http://127.0.0.1:$nginx_port/" "$(cat "$work/nginx.pid")" $(pgrep -P "$(cat "$work/nginx.pid")")
+  measure gateway "http://127.0.0.1:$gw_port/" "$main_gw_pid"
 )
 direct_p99=$(awk '$1=="direct"{print $4}' <<<"$results")
-echo "| path | req/s | p50 ms | p99 ms | added p99 ms | errors |"
-echo "|---|---:|---:|---:|---:|---|"
-while read -r name rps p50 p99 errs; do
+echo "| path | req/s | p50 ms | p99 ms | added p99 ms | proxy user µs/req | proxy kernel µs/req | errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|"
+while read -r name rps p50 p99 user kernel errs; do
   added=$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN{printf "%.3f", a-b}')
-  echo "| $name | $rps | $p50 | $p99 | $added | $errs |"
+  echo "| $name | $rps | $p50 | $p99 | $added | $user | $kernel | $errs |"
 done <<<"$results"
 fi
 
