@@ -29,7 +29,7 @@ pub async fn run_initial(
     shared: &Arc<Shared>,
     snapshot_name: &str,
     consistent_lsn: u64,
-    out: &mpsc::Sender<WalEvent>,
+    out: &mpsc::Sender<Vec<WalEvent>>,
 ) -> Result<(), BridgeError> {
     let client = pg::connect(&shared.config.postgres.conn).await?;
     client
@@ -92,7 +92,7 @@ pub async fn run_on_demand(shared: &Arc<Shared>, table: &str) -> Result<(), Brid
         cfg.kafka.transaction_timeout,
     )
     .await?;
-    let (tx, rx) = mpsc::channel(1024);
+    let (tx, rx) = mpsc::channel(8);
     let (ack_tx, mut ack_rx) = tokio::sync::watch::channel(0u64);
     let publisher =
         Publisher::new(Arc::clone(shared), producer, Default::default()).without_progress();
@@ -149,7 +149,7 @@ async fn copy_table(
     lsn: u64,
     ts: i64,
     seq: &mut u32,
-    out: &mpsc::Sender<WalEvent>,
+    out: &mpsc::Sender<Vec<WalEvent>>,
 ) -> Result<(), BridgeError> {
     let name = format!("{}.{}", quote_ident(&spec.schema), quote_ident(&spec.table));
     let q = |e| BridgeError::postgres(format!("snapshot of {}.{}", spec.schema, spec.table), e);
@@ -225,6 +225,7 @@ async fn copy_table(
         );
         let rows = client.simple_query(&sql).await.map_err(q)?;
         let mut chunk = 0u64;
+        let mut events = Vec::with_capacity(rows.len());
         for msg in rows {
             let SimpleQueryMessage::Row(row) = msg else {
                 continue;
@@ -257,9 +258,11 @@ async fn copy_table(
                 origin: Origin::Snapshot,
             };
             *seq = seq.saturating_add(1);
-            send(out, WalEvent::Change(change)).await?;
+            events.push(WalEvent::Change(change));
             chunk += 1;
         }
+        // One chunk per query: at most `chunk_rows` rows in memory.
+        send_all(out, events).await?;
         copied += chunk;
         let ratio = if total > 0 {
             copied as f64 / total as f64
@@ -281,8 +284,16 @@ async fn copy_table(
     }
 }
 
-async fn send(out: &mpsc::Sender<WalEvent>, ev: WalEvent) -> Result<(), BridgeError> {
-    out.send(ev)
+async fn send(out: &mpsc::Sender<Vec<WalEvent>>, ev: WalEvent) -> Result<(), BridgeError> {
+    send_all(out, vec![ev]).await
+}
+
+/// Hands a chunk of events to the publisher.
+async fn send_all(
+    out: &mpsc::Sender<Vec<WalEvent>>,
+    events: Vec<WalEvent>,
+) -> Result<(), BridgeError> {
+    out.send(events)
         .await
         .map_err(|_| BridgeError::Unavailable("the publisher stopped".into()))
 }

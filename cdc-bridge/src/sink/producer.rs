@@ -14,8 +14,14 @@ use crate::error::BridgeError;
 /// Records enqueued but not yet acknowledged by the broker before the producer waits for the
 /// oldest one: with librdkafka's own queue limits, this bounds memory in huge transactions.
 pub const MAX_IN_FLIGHT: usize = 20_000;
-/// librdkafka's local queue limit (KiB).
-const QUEUE_MAX_KBYTES: &str = "32768";
+/// Producer tuning the bridge sets unless `kafka.properties` says otherwise: librdkafka's local
+/// queue limits (bounded memory), and how long records wait to fill a batch (every Kafka commit
+/// waits for its last records, so this adds to commit-to-ack latency).
+const TUNING_DEFAULTS: &[(&str, &str)] = &[
+    ("queue.buffering.max.kbytes", "32768"),
+    ("queue.buffering.max.messages", "100000"),
+    ("linger.ms", "5"),
+];
 /// How long [`settle`] waits for delivered messages to be released before committing anyway.
 const SETTLE_LIMIT: Duration = Duration::from_millis(20);
 /// How often [`settle`] looks.
@@ -51,25 +57,10 @@ impl TransactionalProducer {
         transactional_id: &str,
         transaction_timeout: Duration,
     ) -> Result<Self, BridgeError> {
-        let mut config = base.clone();
-        config
-            .set("transactional.id", transactional_id)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set(
-                "transaction.timeout.ms",
-                transaction_timeout.as_millis().to_string(),
-            )
-            .set("queue.buffering.max.kbytes", QUEUE_MAX_KBYTES)
-            .set("queue.buffering.max.messages", "100000")
-            .set("linger.ms", "5")
-            .set(
-                "message.timeout.ms",
-                transaction_timeout.as_millis().to_string(),
-            );
-        let producer: FutureProducer = config
-            .create()
-            .map_err(|e| BridgeError::kafka("creating the transactional producer", e))?;
+        let producer: FutureProducer =
+            transactional_config(base, transactional_id, transaction_timeout)
+                .create()
+                .map_err(|e| BridgeError::kafka("creating the transactional producer", e))?;
         let p = producer.clone();
         blocking(move || p.init_transactions(TXN_OP_TIMEOUT))
             .await
@@ -193,6 +184,29 @@ impl TransactionalProducer {
     }
 }
 
+/// The producer's settings: what exactly-once needs (not overridable), then the tuning defaults
+/// unless `kafka.properties` (already in `base`) sets them.
+fn transactional_config(
+    base: &ClientConfig,
+    transactional_id: &str,
+    transaction_timeout: Duration,
+) -> ClientConfig {
+    let mut config = base.clone();
+    let timeout_ms = transaction_timeout.as_millis().to_string();
+    config
+        .set("transactional.id", transactional_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("transaction.timeout.ms", &timeout_ms)
+        .set("message.timeout.ms", &timeout_ms);
+    for (key, value) in TUNING_DEFAULTS {
+        if config.get(key).is_none() {
+            config.set(*key, *value);
+        }
+    }
+    config
+}
+
 /// Waits (briefly, on a blocking thread) until librdkafka has released every delivered message:
 /// a delivery future resolves just before its message is freed, and a commit that finds one
 /// still counted falls into the 100 ms flush poll. Bounded: past [`SETTLE_LIMIT`] the commit's
@@ -211,4 +225,25 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or(Err(KafkaError::Canceled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tuning from `kafka.properties` wins over the defaults; what exactly-once needs does not
+    /// yield to it.
+    #[test]
+    fn properties_override_tuning_but_not_exactly_once_settings() {
+        let mut properties = std::collections::BTreeMap::new();
+        properties.insert("linger.ms".to_string(), "1".to_string());
+        properties.insert("acks".to_string(), "1".to_string());
+        let base = client_config("127.0.0.1:9092", &properties);
+        let c = transactional_config(&base, "fig", Duration::from_secs(60));
+        assert_eq!(c.get("linger.ms"), Some("1"));
+        assert_eq!(c.get("queue.buffering.max.kbytes"), Some("32768"));
+        assert_eq!(c.get("acks"), Some("all"));
+        assert_eq!(c.get("transactional.id"), Some("fig"));
+        assert_eq!(c.get("transaction.timeout.ms"), Some("60000"));
+    }
 }

@@ -25,8 +25,8 @@ use crate::error::BridgeError;
 use crate::session::Shared;
 use crate::source::WalEvent;
 
-/// Events taken from the reader's channel at once.
-const RECEIVE_BULK: usize = 512;
+/// Chunks of events taken from the reader's channel at once.
+const RECEIVE_BULK: usize = 16;
 
 /// Publishes one session's stream; owns the transactional producer.
 pub struct Publisher {
@@ -111,7 +111,7 @@ impl Publisher {
     /// aborted; nothing of it becomes visible, and nothing of it was acknowledged.
     pub async fn run(
         mut self,
-        mut input: mpsc::Receiver<WalEvent>,
+        mut input: mpsc::Receiver<Vec<WalEvent>>,
         acked: watch::Sender<u64>,
     ) -> Result<(), BridgeError> {
         let result = self.pump(&mut input, &acked).await;
@@ -125,12 +125,12 @@ impl Publisher {
 
     async fn pump(
         &mut self,
-        input: &mut mpsc::Receiver<WalEvent>,
+        input: &mut mpsc::Receiver<Vec<WalEvent>>,
         acked: &watch::Sender<u64>,
     ) -> Result<(), BridgeError> {
         let mut bulk = Vec::with_capacity(RECEIVE_BULK);
         loop {
-            // Taking events in bulk wakes the reader once per bulk rather than once per event.
+            // Taking chunks in bulk wakes the reader once per bulk rather than once per chunk.
             if input.recv_many(&mut bulk, RECEIVE_BULK).await == 0 {
                 return match self.txn {
                     // The reader stopped inside a legacy transaction: abort what is open.
@@ -138,7 +138,7 @@ impl Publisher {
                     None => self.commit(acked).await,
                 };
             }
-            for event in bulk.drain(..) {
+            for event in bulk.drain(..).flatten() {
                 self.handle(event, acked).await?;
             }
             // Caught up at a legacy commit boundary: nothing else is waiting, so holding the
