@@ -43,7 +43,10 @@
 # What remains: the bridge is no longer CPU-bound (big transaction: 1.2-2.3 CPU-s over 2.3-4.5 s
 # wall, see the "bridge CPU" lines); the walsender, the Kafka broker (about 1.2 CPU-s per
 # 100,000 small rows) and other engineers' builds share two cores, and the raw read runs with
-# the broker idle. p99 under load 6-9 is set by scheduling stalls (p50 stays ~14 ms). Next steps:
+# the broker idle. In one small-transaction run the walsender (all postgres processes) used
+# 1.5 CPU-s over 5.4 s wall, about what the raw read takes alone: the end-to-end rate is set by
+# how much CPU the walsender gets beside the broker (1.2 CPU-s) and the bridge (2.8 CPU-s then,
+# ~0.7 now). p99 under load 6-9 is set by scheduling stalls (p50 stays ~14 ms). Next steps:
 # find what the bridge waits on in the big transaction (reader vs delivery window), overlap
 # mapping/encoding with the Kafka commit, and rerun on a quiet machine.
 set -euo pipefail
