@@ -331,9 +331,43 @@ async fn read(
                         next = source.next().now_or_never();
                     }
                 }
-                if !chunk.is_empty() && tx.send(chunk).await.is_err() {
+                if !chunk.is_empty() {
+                    hand_over(chunk, &tx, source, &mut acked, &mut tick, shutdown).await?;
+                }
+            }
+        }
+    }
+}
+
+/// Hands a chunk to the publisher. While it has no room (Kafka slow or away), answers PostgreSQL
+/// on every tick with what is committed, so the server does not end the replication connection
+/// for silence (`wal_sender_timeout`) while the bridge waits; nothing new is acknowledged.
+async fn hand_over(
+    chunk: Vec<WalEvent>,
+    tx: &mpsc::Sender<Vec<WalEvent>>,
+    source: &mut WalSource,
+    acked: &mut watch::Receiver<u64>,
+    tick: &mut tokio::time::Interval,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), BridgeError> {
+    let mut chunk = Some(chunk);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return Err(BridgeError::Shutdown),
+            permit = tx.reserve() => {
+                let permit = permit.map_err(|_| publisher_gone())?;
+                if let Some(chunk) = chunk.take() {
+                    permit.send(chunk);
+                }
+                return Ok(());
+            }
+            _ = tick.tick() => {
+                if acked.has_changed().is_err() {
                     return Err(publisher_gone());
                 }
+                let committed = *acked.borrow_and_update();
+                source.keep_alive(committed).await?;
             }
         }
     }

@@ -136,7 +136,7 @@ lsn_text() { psql_db -Atc "SELECT pg_current_wal_lsn()"; }
 # A marker transaction after the workload; the bridge is through once it committed past it.
 mark() { psql_db -Atc "SELECT (pg_logical_emit_message(true, 'fig.bench.mark', '') - '0/0'::pg_lsn)::bigint"; }
 
-if [ -z "${SKIP_BUILD:-}" ]; then
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building the bridge (release)"
   (cd "$repo" && cargo build --release -q -p cdc-bridge)
 fi

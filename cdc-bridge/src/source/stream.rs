@@ -133,6 +133,19 @@ impl WalSource {
         self.acknowledged
     }
 
+    /// Acknowledges `lsn` when it is new, and otherwise repeats the last acknowledgement: either
+    /// way PostgreSQL gets a status update, which it counts as a sign of life
+    /// (`wal_sender_timeout`) while the bridge reads nothing.
+    pub async fn keep_alive(&mut self, lsn: u64) -> Result<(), BridgeError> {
+        if lsn > self.acknowledged {
+            return self.acknowledge(lsn).await;
+        }
+        self.stream
+            .send_feedback()
+            .await
+            .map_err(|e| BridgeError::replication("sending a status update", e))
+    }
+
     /// Tells PostgreSQL it may forget everything up to `lsn` (flush and apply), now.
     pub async fn acknowledge(&mut self, lsn: u64) -> Result<(), BridgeError> {
         if lsn <= self.acknowledged {
