@@ -107,11 +107,17 @@ impl CapabilityGuard {
         Some(NotResent { label, text })
     }
 
-    /// Records one call to `side` (`ok` false for connect errors, timeouts and 5xx) and returns
-    /// a breach when new now does worse than allowed; the windows restart after a breach.
-    pub fn record_call(&self, side: Side, ok: bool, latency: Duration) -> Option<Breach> {
+    /// Records one call to `side` that took `latency` and ended at `now` (`ok` false for connect
+    /// errors, timeouts and 5xx) and returns a breach when new now does worse than allowed; the
+    /// windows restart after a breach.
+    pub fn record_call(
+        &self,
+        side: Side,
+        ok: bool,
+        latency: Duration,
+        now: Instant,
+    ) -> Option<Breach> {
         let slo = self.slo.as_ref()?;
-        let now = Instant::now();
         let mut watch = slo.lock().unwrap_or_else(PoisonError::into_inner);
         match side {
             Side::New => watch.guard.record_new(ok, latency, now),
@@ -190,11 +196,19 @@ impl Guards {
         self
     }
 
-    /// Records one call of a capability (`None`: the default route, not guarded) and hands a
-    /// breach to the rollback task.
-    pub fn record_call(&self, capability: Option<usize>, side: Side, ok: bool, latency: Duration) {
+    /// Records one call of a capability (`None`: the default route, not guarded) that ran from
+    /// `started` to `ended`, and hands a breach to the rollback task.
+    pub fn record_call(
+        &self,
+        capability: Option<usize>,
+        side: Side,
+        ok: bool,
+        started: Instant,
+        ended: Instant,
+    ) {
         let Some(i) = capability else { return };
-        if let Some(breach) = self.caps[i].record_call(side, ok, latency)
+        let latency = ended.saturating_duration_since(started);
+        if let Some(breach) = self.caps[i].record_call(side, ok, latency, ended)
             && let Some(tx) = &self.breaches
         {
             // A full queue means a rollback of this kind is already pending.
@@ -250,36 +264,46 @@ impl SideGuard {
         &self.timeouts
     }
 
-    /// One attempt: take a slot, pass the breaker, send with the timers running.
+    /// One attempt: take a slot, pass the breaker, send with the timers running. `started` is
+    /// when the caller began it (one clock read per attempt, shared with the caller); returns how
+    /// it ended and when the head (or the failure) came.
     pub async fn attempt(
         &self,
         upstreams: &Upstreams,
         protocol: UpstreamProtocol,
         req: Request<UpstreamBody>,
+        started: Instant,
         client_at_fault: impl Fn(&UpstreamError) -> bool,
-    ) -> Outcome {
-        let slot = match self.bulkhead.acquire().await {
-            Ok(slot) => slot,
-            Err(shed) => return Outcome::Failed(AttemptFailure::Shed, Some(shed.retry_after)),
+    ) -> (Outcome, Instant) {
+        // The timers start once a slot is held: after a wait in the queue, read the clock again.
+        let (slot, started) = match self.bulkhead.try_acquire() {
+            Some(slot) => (slot, started),
+            None => match self.bulkhead.acquire().await {
+                Ok(slot) => (slot, Instant::now()),
+                Err(shed) => {
+                    let failed = Outcome::Failed(AttemptFailure::Shed, Some(shed.retry_after));
+                    return (failed, Instant::now());
+                }
+            },
         };
-        let started = Instant::now();
         let permit = match self.breaker.try_call(started) {
             Ok(p) => p,
             Err(open) => {
-                return Outcome::Failed(
+                let refused = Outcome::Failed(
                     AttemptFailure::BreakerOpen,
                     Some(Duration::from_secs(open.retry_after_secs())),
                 );
+                return (refused, started);
             }
         };
         let first_byte = self.timeouts.first_byte.min(self.timeouts.request);
-        let sent = tokio::time::timeout(
-            first_byte,
-            upstreams.send(protocol, self.timeouts.connect, req),
+        let sent = tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + first_byte),
+            upstreams.send(protocol, self.timeouts.connect, req, started),
         )
         .await;
         let now = Instant::now();
-        match sent {
+        let outcome = match sent {
             Err(_elapsed) => {
                 permit.failure(now);
                 Outcome::Failed(
@@ -310,7 +334,8 @@ impl SideGuard {
                 let response = resp.map(|b| TimedBody::new(b, self.timeouts.idle, finish_by));
                 Outcome::Answered(Box::new(Answer { response, slot }))
             }
-        }
+        };
+        (outcome, now)
     }
 }
 

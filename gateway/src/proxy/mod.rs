@@ -155,12 +155,12 @@ impl Proxy {
             headers: parts.headers,
             protocol,
         };
-        if out.uri(upstream).is_none() {
+        let Some(uri) = out.uri(upstream) else {
             return local(
                 StatusCode::BAD_REQUEST,
                 "request path cannot be forwarded\n",
             );
-        }
+        };
         let cap = decision.capability;
         let guard = self.guards.capability(cap);
         let client_body = |e| BoxError::from(ClientBodyError(e));
@@ -194,14 +194,23 @@ impl Proxy {
         };
         let mut answered_by = decision.side;
         let started = Instant::now();
-        let mut outcome = self
-            .call_side(cap, decision.side, upstream, &out, facts, &mut body)
+        let (mut outcome, ended) = self
+            .call_side(
+                cap,
+                decision.side,
+                upstream,
+                uri,
+                &out,
+                facts,
+                &mut body,
+                started,
+            )
             .instrument(span.clone())
             .await;
         if !matches!(outcome, Outcome::ClientBody(_)) {
             let ok = outcome.failure().is_none();
             self.guards
-                .record_call(cap, decision.side, ok, started.elapsed());
+                .record_call(cap, decision.side, ok, started, ended);
         }
         // A tester who forced new wants new's own answer, failures included: no fallback.
         let forced = matches!(decision.reason, route::Reason::Forced { .. });
@@ -219,10 +228,22 @@ impl Proxy {
                 )
             });
             answered_by = Side::Legacy;
-            outcome = self
-                .call_side(cap, Side::Legacy, legacy_upstream, &out, facts, &mut body)
-                .instrument(span.clone())
-                .await;
+            outcome = match out.uri(legacy_upstream) {
+                Some(uri) => {
+                    let call = self.call_side(
+                        cap,
+                        Side::Legacy,
+                        legacy_upstream,
+                        uri,
+                        &out,
+                        facts,
+                        &mut body,
+                        ended,
+                    );
+                    call.instrument(span.clone()).await.0
+                }
+                None => Outcome::Failed(AttemptFailure::Connect, None),
+            };
         }
         let side_metrics = self.metrics.side(cap, answered_by);
         match outcome {
@@ -339,51 +360,51 @@ impl Proxy {
 
     /// Calls one side with its guard, retrying on the same side while the rules and the retry
     /// budget allow. Each attempt takes its body from `body` (a copy when it was buffered; the
-    /// rules never resend a streamed one).
+    /// rules never resend a streamed one). `started` is now, read once by the caller; returns
+    /// the outcome and when it came.
+    #[allow(clippy::too_many_arguments)]
     async fn call_side(
         &self,
         cap: Option<usize>,
         side: Side,
         upstream: &Upstream,
+        uri: Uri,
         out: &Outbound,
         facts: RequestFacts,
         body: &mut ReplayableBody,
-    ) -> Outcome {
+        mut started: Instant,
+    ) -> (Outcome, Instant) {
         let guard = &self.guards.capability(cap).sides[side as usize];
         let side_metrics = self.metrics.side(cap, side);
         guard.retry.record_request();
         let mut retries = 0;
         loop {
-            let b = body.for_attempt();
-            let Some(req) = out.request(upstream, b) else {
-                return Outcome::Failed(AttemptFailure::Connect, None);
-            };
-            let started = Instant::now();
-            let outcome = guard
-                .attempt(&self.upstreams, out.protocol, req, |e| {
+            let req = out.request(upstream, uri.clone(), body.for_attempt());
+            let (outcome, now) = guard
+                .attempt(&self.upstreams, out.protocol, req, started, |e| {
                     caused_by::<ClientBodyError>(e) || caused_by_body_limit(e)
                 })
                 .await;
-            let now = Instant::now();
             side_metrics
                 .duration
-                .observe(now.duration_since(started).as_secs_f64());
+                .observe(now.saturating_duration_since(started).as_secs_f64());
             side_metrics
                 .breaker_state
-                .set(guard.breaker.snapshot(now).state.as_gauge());
+                .set(guard.breaker.state(now).as_gauge());
             if let Outcome::Failed(AttemptFailure::Shed, _) = outcome {
                 self.metrics.count_shed(cap, side);
             }
             let Some(failure) = outcome.failure() else {
-                return outcome;
+                return (outcome, now);
             };
             if guard.retry.may_retry(facts, failure, retries).is_err() {
-                return outcome;
+                return (outcome, now);
             }
             retries += 1;
             self.metrics.count_retry(cap, side);
             drop(outcome);
             tokio::time::sleep(guard.retry.backoff_with_jitter(retries)).await;
+            started = Instant::now();
         }
     }
 }
@@ -399,9 +420,8 @@ struct Outbound {
 }
 
 impl Outbound {
-    /// The request for `upstream`, or `None` when the path cannot be put under its base path.
-    fn request(&self, upstream: &Upstream, body: UpstreamBody) -> Option<Request<UpstreamBody>> {
-        let uri = self.uri(upstream)?;
+    /// The request for `upstream` at `uri` (from [`Outbound::uri`]).
+    fn request(&self, upstream: &Upstream, uri: Uri, body: UpstreamBody) -> Request<UpstreamBody> {
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = uri;
@@ -417,7 +437,7 @@ impl Outbound {
                 req.headers_mut().remove(header::HOST);
             }
         }
-        Some(req)
+        req
     }
 }
 

@@ -140,12 +140,17 @@ impl ShadowJob {
         let body = Full::new(body)
             .map_err(|never| match never {})
             .boxed_unsync();
-        let req = self.out.request(upstream, body)?;
+        let req = self.out.request(upstream, self.out.uri(upstream)?, body);
         let limit = self.state.config.max_response_bytes;
         let call = async {
             let resp = self
                 .upstreams
-                .send(self.out.protocol, self.connect_timeout, req)
+                .send(
+                    self.out.protocol,
+                    self.connect_timeout,
+                    req,
+                    std::time::Instant::now(),
+                )
                 .await
                 .ok()?;
             let (parts, body) = resp.into_parts();

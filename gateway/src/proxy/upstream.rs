@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod pool;
 
@@ -77,17 +77,19 @@ impl Upstreams {
         }
     }
 
-    /// Sends one request to one side and returns the response head with its body streaming.
+    /// Sends one request to one side and returns the response head with its body streaming;
+    /// `now` is the time the caller read last (for the pool's idle bookkeeping).
     pub async fn send(
         &self,
         protocol: UpstreamProtocol,
         connect_timeout: Duration,
         req: Request<UpstreamBody>,
+        now: Instant,
     ) -> Result<Response<Incoming>, UpstreamError> {
         match protocol {
             UpstreamProtocol::Http1 => {
                 self.http1
-                    .send(req, connect_timeout)
+                    .send(req, connect_timeout, now)
                     .await
                     .map_err(|e| match e {
                         PoolError::Connect { .. } | PoolError::NoAuthority => {

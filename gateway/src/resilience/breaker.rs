@@ -384,6 +384,11 @@ impl SharedBreaker {
     pub fn snapshot(&self, now: Instant) -> BreakerSnapshot {
         self.lock().snapshot(now)
     }
+
+    /// State at `now` (no window totals: cheap enough for every call).
+    pub fn state(&self, now: Instant) -> BreakerState {
+        self.lock().state(now)
+    }
 }
 
 /// Leave to make one call; report its outcome, or drop it to abandon the call.

@@ -156,8 +156,8 @@ impl Bulkhead {
 
     /// Takes a slot, waiting at most `max_wait` in a queue of at most `max_queue`.
     pub async fn acquire(&self) -> Result<BulkheadPermit, Shed> {
-        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
-            return Ok(BulkheadPermit { _slot: slot });
+        if let Some(slot) = self.try_acquire() {
+            return Ok(slot);
         }
         let Some(_place) = self.join_queue() else {
             return Err(self.shed(ShedReason::QueueFull));
@@ -168,6 +168,12 @@ impl Bulkhead {
             // The semaphore is never closed; treat it like an expired wait all the same.
             Ok(Err(_)) | Err(_) => Err(self.shed(ShedReason::WaitExpired)),
         }
+    }
+
+    /// A free slot now, without queueing.
+    pub fn try_acquire(&self) -> Option<BulkheadPermit> {
+        let slot = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        Some(BulkheadPermit { _slot: slot })
     }
 
     fn join_queue(&self) -> Option<QueuePlace<'_>> {

@@ -51,7 +51,9 @@ impl<B> TimedBody<B> {
     pub fn new(body: B, idle: Duration, finish_by: Instant) -> Self {
         Self {
             inner: body,
-            idle_timer: tokio::time::sleep(idle),
+            // Reset to now + `idle` before it is first polled; built without reading the clock
+            // (a small body is often ready at once and never waits).
+            idle_timer: tokio::time::sleep_until(finish_by),
             request_timer: tokio::time::sleep_until(finish_by),
             idle,
             waiting: false,

@@ -76,11 +76,12 @@ impl std::fmt::Debug for Http1Pool {
 
 impl Http1Pool {
     /// Sends `req` (absolute-form URI) on a ready pooled connection to its authority, or on a
-    /// new one made within `connect_timeout`.
+    /// new one made within `connect_timeout`; `now` is the caller's latest clock reading.
     pub async fn send(
         &self,
         mut req: Request<UpstreamBody>,
         connect_timeout: Duration,
+        now: Instant,
     ) -> Result<Response<Incoming>, PoolError> {
         let authority = req
             .uri()
@@ -88,7 +89,7 @@ impl Http1Pool {
             .cloned()
             .ok_or(PoolError::NoAuthority)?;
         origin_form(&mut req);
-        if let Some(sent) = self.try_pooled(&authority, &mut req) {
+        if let Some(sent) = self.try_pooled(&authority, &mut req, now) {
             match sent.await {
                 Ok(resp) => return Ok(resp),
                 Err(mut e) => match e.take_message() {
@@ -110,6 +111,7 @@ impl Http1Pool {
         &self,
         authority: &Authority,
         req: &mut Request<UpstreamBody>,
+        now: Instant,
     ) -> Option<
         impl Future<
             Output = Result<
@@ -119,7 +121,6 @@ impl Http1Pool {
         > + Send
         + use<>,
     > {
-        let now = Instant::now();
         let mut upstreams = self
             .upstreams
             .lock()
