@@ -105,7 +105,7 @@ JAVA
 }
 
 start_bridge() {
-  "$repo/target/release/cdc-bridge" run --config "$work/bridge.toml" >>"$work/bridge.log" 2>&1 &
+  "${CARGO_TARGET_DIR:-$repo/target}/release/cdc-bridge" run --config "$work/bridge.toml" >>"$work/bridge.log" 2>&1 &
   BRIDGE_PID=$!
   until curl -sf "http://127.0.0.1:$http_port/health/ready" >/dev/null; do
     kill -0 "$BRIDGE_PID" 2>/dev/null || { tail -20 "$work/bridge.log" >&2; exit 1; }

@@ -47,7 +47,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 say "building release binaries"
 (cd "$repo" && cargo build --release -q -p gateway --bin gateway --example bench_backend)
-bin="$repo/target/release"
+bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 
 work=$(mktemp -d)
 PIDS=()

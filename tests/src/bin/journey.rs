@@ -81,6 +81,9 @@ async fn main() -> anyhow::Result<()> {
     for (order, diffs) in disagreeing.iter().take(5) {
         println!("  order {order}: {}", diffs.join("; "));
     }
+    for (step, change) in report.interruptions() {
+        println!("  step {step}: the toggle was moved by someone else: {change}");
+    }
     if report.errors() > 0 || report.misrouted() > 0 || !disagreeing.is_empty() {
         std::process::exit(1);
     }

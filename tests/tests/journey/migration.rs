@@ -204,6 +204,11 @@ async fn migration_journey_moves_order_status_without_errors() {
             "step {} read nothing",
             step.step.name
         );
+        assert_eq!(
+            step.changed_during_step, None,
+            "step {}: nobody but the journey may move the toggle",
+            step.step.name
+        );
         assert!(
             step.misrouted().is_empty(),
             "step {}: misrouted reads {:?}",

@@ -1,5 +1,5 @@
 //! The gateway's admin API, as the journey drives it: set a toggle, roll back, read a
-//! capability, ask which side a request would take.
+//! capability, read the audit history, ask which side a request would take.
 
 use serde_json::{Value, json};
 
@@ -95,6 +95,13 @@ impl Admin {
     pub async fn capability(&self, capability: &str) -> Result<Value, AdminError> {
         let url = format!("{}/api/v1/capabilities/{capability}", self.base);
         self.send(format!("show {capability}"), self.http.get(url))
+            .await
+    }
+
+    /// `GET /api/v1/history?limit=N`: the newest `limit` audit entries, oldest first.
+    pub async fn history(&self, limit: usize) -> Result<Value, AdminError> {
+        let url = format!("{}/api/v1/history?limit={limit}", self.base);
+        self.send("read the audit history".into(), self.http.get(url))
             .await
     }
 

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// Header the readers' sticky key travels in (the gateway's `sticky = { header = ... }`).
 pub const STICKY_HEADER: &str = "x-user-id";
+/// Audit entries read to find who moved a toggle during a step.
+const HISTORY_LOOKBACK: usize = 50;
 
 /// What a step does to the capability.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +99,15 @@ pub struct StepReport {
     pub elapsed: Duration,
     /// For each reader's sticky key, the side the gateway's `explain` says its reads take.
     pub expected_sides: BTreeMap<String, String>,
+    /// Set when the toggle moved while the step's load ran, by someone other than the journey
+    /// (the gateway's SLO guard rolling back, an operator): who, to what, and why. The step's
+    /// reads are then checked against a table that did not hold for the whole step.
+    pub changed_during_step: Option<String>,
 }
 
 impl StepReport {
     /// Reads whose answering side is not the one `explain` gives for their sticky key.
+    /// Meaningful only while [`StepReport::changed_during_step`] is `None`.
     pub fn misrouted(&self) -> Vec<load::Read> {
         let expected = |r: &load::Read| self.expected_sides.get(&r.user).map(String::as_str);
         self.tally
@@ -119,7 +126,7 @@ impl StepReport {
                 .filter(|r| r.side.as_deref() == Some(side))
                 .count()
         };
-        format!(
+        let mut line = format!(
             "{:<9} {:<12} {:>8} {:>7} {:>12} {:>10} {:>10} {:>16}",
             self.step.name,
             admin::describe_state(&self.capability),
@@ -129,7 +136,13 @@ impl StepReport {
             on("new"),
             self.misrouted().len(),
             self.events_consumed,
-        )
+        );
+        if let Some(change) = &self.changed_during_step {
+            line.push_str(&format!(
+                "\n          toggle changed during the step (misrouted not judged): {change}"
+            ));
+        }
+        line
     }
 
     /// Header of [`StepReport::line`].
@@ -167,7 +180,19 @@ impl JourneyReport {
 
     /// Reads answered by a side other than the toggle's, across all steps.
     pub fn misrouted(&self) -> usize {
-        self.steps.iter().map(|s| s.misrouted().len()).sum()
+        self.steps
+            .iter()
+            .filter(|s| s.changed_during_step.is_none())
+            .map(|s| s.misrouted().len())
+            .sum()
+    }
+
+    /// Steps during which someone other than the journey moved the toggle, with who and why.
+    pub fn interruptions(&self) -> Vec<(&str, &str)> {
+        self.steps
+            .iter()
+            .filter_map(|s| Some((s.step.name, s.changed_during_step.as_deref()?)))
+            .collect()
     }
 
     /// Sample failures across all steps.
@@ -233,6 +258,7 @@ pub async fn run(
         let elapsed = started.elapsed();
         let consumed_after = events_consumed(&config.orders_service).await;
         let expected_sides = expected_sides(&admin, &tally).await?;
+        let changed_during_step = changed_during_step(&admin, config, &capability).await?;
         let report = StepReport {
             step: step.clone(),
             capability,
@@ -240,6 +266,7 @@ pub async fn run(
             events_consumed: consumed_after.saturating_sub(consumed_before),
             elapsed,
             expected_sides,
+            changed_during_step,
         };
         on_step(&report);
         reports.push(report);
@@ -250,6 +277,33 @@ pub async fn run(
         steps: reports,
         orders: orders.all(),
     })
+}
+
+/// Whether the capability's toggle is still what the step set; if not, the newest change from
+/// the audit history, in words.
+async fn changed_during_step(
+    admin: &Admin,
+    config: &JourneyConfig,
+    set: &serde_json::Value,
+) -> Result<Option<String>, JourneyError> {
+    let now = admin.capability(&config.capability).await?;
+    if admin::describe_state(&now) == admin::describe_state(set) {
+        return Ok(None);
+    }
+    let history = admin.history(HISTORY_LOOKBACK).await?;
+    let change = history.as_array().into_iter().flatten().rev().find(|e| {
+        e["capability"].as_str() == Some(config.capability.as_str())
+            && e["outcome"].as_str() == Some("applied")
+    });
+    Ok(Some(match change {
+        Some(e) => format!(
+            "{} moved it to {}: {}",
+            e["actor"].as_str().unwrap_or("?"),
+            admin::describe_state(&e["to"]),
+            e["reason"].as_str().unwrap_or("no reason given"),
+        ),
+        None => format!("now {}", admin::describe_state(&now)),
+    }))
 }
 
 /// Asks the gateway, for each reader that read during the step, which side its reads take.
