@@ -15,12 +15,15 @@ use crate::error::BridgeError;
 /// oldest one: with librdkafka's own queue limits, this bounds memory in huge transactions.
 pub const MAX_IN_FLIGHT: usize = 20_000;
 /// Producer tuning the bridge sets unless `kafka.properties` says otherwise: librdkafka's local
-/// queue limits (bounded memory), and how long records wait to fill a batch (every Kafka commit
-/// waits for its last records, so this adds to commit-to-ack latency).
+/// queue limits (bounded memory), and no linger. Every Kafka commit first waits for its last
+/// records, so a linger is paid once per commit on the commit-to-ack path; batches still form
+/// from whatever queues while earlier requests are in flight. Measured with
+/// `deploy/bench/cdc.sh`: 5 ms → 0 took the mean commit from 16–28 ms to 6–12 ms and the p50
+/// commit-to-ack at 5,000 rows/s from 25 ms to 7 ms, with no loss of throughput.
 const TUNING_DEFAULTS: &[(&str, &str)] = &[
     ("queue.buffering.max.kbytes", "32768"),
     ("queue.buffering.max.messages", "100000"),
-    ("linger.ms", "5"),
+    ("linger.ms", "0"),
 ];
 /// How long [`settle`] waits for delivered messages to be released before committing anyway.
 const SETTLE_LIMIT: Duration = Duration::from_millis(20);
