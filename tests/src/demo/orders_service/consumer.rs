@@ -1,10 +1,13 @@
 //! The domain-event consumer: Kafka (read_committed) → Confluent wire format → writer schema from
-//! the registry → [`DomainEvent::decode`] → [`store::apply_event`] → offset commit.
+//! the registry → [`DomainEvent::decode`] → [`store::apply_event`] → offset stored.
 //!
-//! The offset of a message is committed only after the database transaction that applied it (or
-//! recorded it as rejected) has committed. A crash in between re-delivers the message; the inbox
-//! turns the second delivery into a no-op. Transient failures (database, registry) are retried
-//! with backoff on the same message; nothing is skipped.
+//! The offset of a message is stored for commit only after the database transaction that applied
+//! it (or recorded it as rejected) has committed; stored offsets are committed every
+//! [`OFFSET_COMMIT_INTERVAL`] and on shutdown. A crash in between re-delivers what came after the
+//! last commit; the inbox turns each second delivery into a no-op. (Committing every message
+//! instead floods the group coordinator: in the demo journey its queue of commits grew until the
+//! consumer's heartbeats and fetches stalled behind it.) Transient failures (database, registry)
+//! are retried with backoff on the same message; nothing is skipped.
 
 use super::OrderServiceError;
 use super::observability::Metrics;
@@ -18,6 +21,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::NoTls;
+
+/// How often stored offsets are committed to the consumer group.
+pub const OFFSET_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest pause between retries of a transient failure.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -58,7 +64,13 @@ pub async fn consume(
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
+        // librdkafka commits what `store_offset_from_message` stored, on a timer.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            OFFSET_COMMIT_INTERVAL.as_millis().to_string(),
+        )
         .set("auto.offset.reset", "earliest")
         // Topics the bridge has not created yet are picked up within seconds, not minutes.
         .set("topic.metadata.refresh.interval.ms", "2000")
@@ -71,7 +83,13 @@ pub async fn consume(
     tokio::pin!(shutdown);
     loop {
         let message = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                // What was applied is committed now, so a restart re-reads as little as possible.
+                if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    tracing::warn!(%error, "committing offsets at shutdown failed; the inbox absorbs the re-delivery");
+                }
+                return Ok(());
+            }
             m = consumer.recv() => m,
         };
         let message = match message {
@@ -99,8 +117,8 @@ pub async fn consume(
             }
         }
         consumer
-            .commit_message(&message, CommitMode::Async)
-            .map_err(kafka("committing the offset"))?;
+            .store_offset_from_message(&message)
+            .map_err(kafka("storing the offset"))?;
     }
 }
 
