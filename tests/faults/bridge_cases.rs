@@ -204,9 +204,13 @@ async fn restart_mid_stream(
             )
             .await;
         } else {
+            let stopped = tokio::time::Instant::now();
             let down = progress.committed();
             let what = format!("legacy writes while {} is down", service.name());
             committed_at_least(&writer, &what, down + settings.outage_txns).await;
+            // The outage's length is the fault itself: the broker stays away this long
+            // whatever the writes did meanwhile.
+            tokio::time::sleep_until(stopped + settings.broker_down).await;
         }
         inject(stack, Fault::Start, service);
         let healed = Instant::now();
@@ -223,8 +227,9 @@ async fn restart_mid_stream(
     let injected = match service {
         Service::Postgres => "PostgreSQL `pg_ctl stop -m fast` mid-stream, then started".into(),
         _ => format!(
-            "{} stopped (SIGTERM) mid-stream, {} legacy transactions, started again",
+            "{} stopped (SIGTERM) mid-stream for at least {} s and {} legacy transactions, started again",
             service.name(),
+            settings.broker_down.as_secs(),
             settings.outage_txns
         ),
     };
