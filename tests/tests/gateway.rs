@@ -591,3 +591,61 @@ async fn replica_that_loses_the_store_keeps_serving() {
     );
     gw.shutdown().await;
 }
+
+/// HTTP/2 both ways: a client speaking h2c (prior knowledge) to the public listener reaches an
+/// HTTP/2-only upstream through a capability with `upstream_protocol = "http2"`, streaming a
+/// request body there and back; an HTTP/1.1 client on the same listener gets the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_to_clients_and_upstreams() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let legacy = Backend::start("legacy").await;
+    let new = support::Http2Backend::start().await;
+    let dir = TempDir::new();
+    let gw = Gateway::start(
+        &dir,
+        &legacy.url,
+        &orders(
+            &dir,
+            &new.url,
+            "state = \"new\"\nupstream_protocol = \"http2\"",
+        ),
+    )
+    .await;
+
+    let h2: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let req = http::Request::post(format!("{}/orders/9", gw.public))
+        .body(Full::new(bytes::Bytes::from_static(b"hello over h2")))
+        .expect("request");
+    let resp = tokio::time::timeout(Duration::from_secs(10), h2.request(req))
+        .await
+        .expect("answer within 10 s")
+        .expect("h2c request through the gateway");
+    assert_eq!(
+        resp.version(),
+        http::Version::HTTP_2,
+        "client side spoke h2"
+    );
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-fig-side"], "new");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "HTTP/2.0 POST /orders/9 hello over h2",
+        "the upstream saw HTTP/2 and the whole body"
+    );
+
+    let (side, body) = gw
+        .side(&http(), "/orders/10", &[])
+        .await
+        .expect("HTTP/1.1 client");
+    assert_eq!(
+        (side.as_str(), body.as_str()),
+        ("new", "HTTP/2.0 GET /orders/10 ")
+    );
+    gw.shutdown().await;
+}

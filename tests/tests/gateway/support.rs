@@ -53,6 +53,49 @@ impl Backend {
     }
 }
 
+/// An upstream that speaks only HTTP/2 over cleartext (prior knowledge) and answers
+/// "{version} {method} {path} {body}", so a test sees what reached it.
+pub struct Http2Backend {
+    pub url: String,
+    _task: JoinHandle<()>,
+}
+
+impl Http2Backend {
+    pub async fn start() -> Http2Backend {
+        use http_body_util::BodyExt;
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind h2 backend");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let head =
+                            format!("{:?} {} {}", req.version(), req.method(), req.uri().path());
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let text = format!("{head} {}", String::from_utf8_lossy(&body));
+                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(text),
+                        )))
+                    },
+                );
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+        Http2Backend {
+            url: format!("http://{addr}"),
+            _task: task,
+        }
+    }
+}
+
 /// A scratch directory, removed when dropped.
 pub struct TempDir(pub PathBuf);
 
