@@ -11,6 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::route::{RouteTable, Side};
+use crate::shadow::SkipReason;
 use crate::toggle::{ToggleState, Toggles};
 
 /// Proxied requests, by capability, side and status class (`2xx`, …, `error`).
@@ -149,6 +150,9 @@ pub struct Metrics {
     shed: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     shadow: Family<Labels, Counter>,
+    /// Skip counters per capability (last: the default route) and reason, made once: a skip
+    /// is counted on the request's path.
+    shadow_skips: Vec<[Counter; SkipReason::ALL.len()]>,
     auto_rollbacks: Family<Labels, Counter>,
     names: Vec<String>,
 }
@@ -268,6 +272,19 @@ impl Metrics {
             "Shadowed requests by outcome (match, mismatch, error, skip reason)",
             shadow.clone(),
         );
+        let shadow_skips = names
+            .iter()
+            .map(|name| {
+                SkipReason::ALL.map(|reason| {
+                    shadow
+                        .get_or_create(&vec![
+                            (LABEL_CAPABILITY, name.clone()),
+                            (LABEL_OUTCOME, reason.as_label().to_string()),
+                        ])
+                        .clone()
+                })
+            })
+            .collect();
         let auto_rollbacks = Family::<Labels, Counter>::default();
         registry.register(
             AUTO_ROLLBACKS,
@@ -277,6 +294,7 @@ impl Metrics {
         Metrics {
             auto_rollbacks,
             shadow,
+            shadow_skips,
             fallbacks,
             not_resent,
             shed,
@@ -366,6 +384,12 @@ impl Metrics {
                 (LABEL_OUTCOME, outcome.to_string()),
             ])
             .inc();
+    }
+
+    /// Counts a request not shadowed, by reason (no allocation, no lock).
+    pub fn count_shadow_skip(&self, capability: Option<usize>, reason: SkipReason) {
+        let last = self.shadow_skips.len() - 1;
+        self.shadow_skips[capability.unwrap_or(last).min(last)][reason.index()].inc();
     }
 
     /// Counts an automatic rollback.

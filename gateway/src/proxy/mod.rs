@@ -165,21 +165,25 @@ impl Proxy {
         let guard = self.guards.capability(cap);
         let client_body = |e| BoxError::from(ClientBodyError(e));
         let mut shadow = None;
-        let body = match (decision.shadow && cap.is_some() && decision.side == Side::Legacy)
-            .then(|| guard.shadow.gate.admit(&out.method, 100.0, 0.0))
-        {
-            Some(ShadowAdmission::Admitted(permit)) => {
-                let (teed, copy) = tee(body, guard.shadow.config.max_body_bytes);
-                shadow = Some((permit, copy));
-                teed.map_err(client_body).boxed_unsync()
-            }
-            Some(ShadowAdmission::Skipped(reason)) => {
-                guard.shadow.log.count_skipped(reason);
-                self.metrics.count_shadow(cap, reason.as_label());
-                body.map_err(client_body).boxed_unsync()
-            }
-            None => body.map_err(client_body).boxed_unsync(),
-        };
+        let body =
+            match (decision.shadow && cap.is_some() && decision.side == Side::Legacy).then(|| {
+                // Legacy answers in shadow state: its requests in flight are the primary's.
+                let primary = self.metrics.side(cap, Side::Legacy).in_flight.get();
+                let primary = usize::try_from(primary).unwrap_or(0);
+                guard.shadow.gate.admit(&out.method, 100.0, 0.0, primary)
+            }) {
+                Some(ShadowAdmission::Admitted(permit)) => {
+                    let (teed, copy) = tee(body, guard.shadow.config.max_body_bytes);
+                    shadow = Some((permit, copy));
+                    teed.map_err(client_body).boxed_unsync()
+                }
+                Some(ShadowAdmission::Skipped(reason)) => {
+                    guard.shadow.log.count_skipped(reason);
+                    self.metrics.count_shadow_skip(cap, reason);
+                    body.map_err(client_body).boxed_unsync()
+                }
+                None => body.map_err(client_body).boxed_unsync(),
+            };
         let limited = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
             .map_err(BoxError::from)
             .boxed_unsync();

@@ -90,8 +90,7 @@ impl ShadowJob {
             Ok(b) => b,
             Err(reason) => {
                 self.state.log.count_skipped(reason);
-                self.metrics
-                    .count_shadow(self.capability, reason.as_label());
+                self.metrics.count_shadow_skip(self.capability, reason);
                 return;
             }
         };

@@ -7,6 +7,7 @@
 //! methods = ["GET", "HEAD"]        # writes only with explicit opt-in
 //! max_body_bytes = 1048576         # request-body copy bound; larger bodies skip the shadow
 //! max_concurrent = 32              # shadow calls in flight; more are dropped and counted
+//! max_share = 0.05                 # and at most this share of the primary requests in flight
 //! noise_subtraction = true         # call legacy twice, ignore what differs between them
 //! [capability.shadow.compare]
 //! headers = ["content-type"]
@@ -29,6 +30,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Default shadow calls in flight per capability.
 pub const DEFAULT_SHADOW_MAX_CONCURRENT: usize = 32;
+/// Default cap on shadow calls in flight as a share of the capability's primary requests in
+/// flight. A shadow call costs the gateway about twice a primary one (a second upstream call,
+/// both bodies kept and compared), so 5 % keeps the primary's throughput within 10 % of what
+/// it is without shadowing even when the gateway is short of CPU (`deploy/bench/gateway.sh`).
+pub const DEFAULT_SHADOW_MAX_SHARE: f64 = 0.05;
 /// Default number of mismatches kept per capability.
 pub const DEFAULT_MISMATCH_LOG_SIZE: usize = 50;
 /// Default headers compared.
@@ -49,6 +55,10 @@ pub struct ShadowConfig {
     pub max_response_bytes: usize,
     /// Shadow calls in flight; when all are busy further shadow calls are dropped.
     pub max_concurrent: usize,
+    /// Shadow calls in flight as a share of the capability's primary requests in flight (at
+    /// least [`super::gate::MIN_SLOTS`]): under load the shadow takes a bounded slice of the CPU and upstream
+    /// capacity the primary needs, and the rest is dropped and counted as `saturated`.
+    pub max_share: f64,
     /// Call legacy a second time and treat what differs between its two answers as noise.
     pub noise_subtraction: bool,
     /// Mismatches kept for the admin API.
@@ -64,6 +74,7 @@ impl Default for ShadowConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_concurrent: DEFAULT_SHADOW_MAX_CONCURRENT,
+            max_share: DEFAULT_SHADOW_MAX_SHARE,
             noise_subtraction: false,
             mismatch_log_size: DEFAULT_MISMATCH_LOG_SIZE,
             compare: CompareConfig::default(),
@@ -92,6 +103,16 @@ impl ShadowConfig {
             if value == 0 {
                 problems.push(InvalidSetting::new(at, field, "must be at least 1"));
             }
+        }
+        if !(self.max_share > 0.0 && self.max_share <= 1.0) {
+            problems.push(InvalidSetting::new(
+                at,
+                "max_share",
+                format!(
+                    "{} is not a share in (0, 1]: 0.1 lets shadow calls add about 10 % load",
+                    self.max_share
+                ),
+            ));
         }
         problems.extend(self.compare.validate(&format!("{at}.compare")));
         problems
@@ -198,7 +219,7 @@ mod tests {
     fn bad_settings_name_their_key() {
         let err = toml::from_str::<ShadowConfig>("[compare]\nignored = []").expect_err("typo");
         assert!(err.to_string().contains("unknown field"), "{err}");
-        let text = "methods = [\"get\"]\nmax_concurrent = 0\n[compare]\nignore = [\"id\"]\nheaders = [\"bad header\"]";
+        let text = "methods = [\"get\"]\nmax_concurrent = 0\nmax_share = 1.5\n[compare]\nignore = [\"id\"]\nheaders = [\"bad header\"]";
         let config: ShadowConfig = toml::from_str(text).expect("parses");
         let keys: Vec<String> = config.validate("s").into_iter().map(|p| p.key).collect();
         assert_eq!(
@@ -206,6 +227,7 @@ mod tests {
             vec![
                 "s.methods[0]",
                 "s.max_concurrent",
+                "s.max_share",
                 "s.compare.ignore[0]",
                 "s.compare.headers[0]"
             ]

@@ -1,6 +1,9 @@
 //! Whether one request is shadowed: its method must be configured as safe to shadow, it must
 //! fall in the sample, and a shadow slot must be free at once (shadow calls have their own
-//! bounded concurrency; when it is full the shadow is dropped, never queued).
+//! bounded concurrency; when it is full the shadow is dropped, never queued). The slots in use
+//! are also held to `max_share` of the primary requests in flight, at least [`MIN_SLOTS`]: on a busy
+//! gateway a fixed number of slots would be refilled as fast as they free up, and the shadow
+//! would take CPU and upstream capacity from the primary in proportion to its slots.
 //!
 //! The check order keeps the counters meaningful: method, then sample, then slot, so a
 //! sampled-out request never takes a slot. The random roll is passed in, so tests decide it.
@@ -13,6 +16,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::ShadowConfig;
 
+/// Shadow calls always allowed in flight whatever the share says (within `max_concurrent`): a
+/// quiet capability's requests come one after another, and each shadow call outlives the
+/// answer it copies, so fewer slots would drop most of them.
+pub const MIN_SLOTS: usize = 4;
+
 /// Why a request was not shadowed (or its shadow call not made).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,7 +29,8 @@ pub enum SkipReason {
     MethodNotShadowed,
     /// Outside the sample percentage.
     SampledOut,
-    /// All shadow slots were busy.
+    /// All shadow slots were busy, or the shadow calls already in flight reached their share
+    /// of the primary's.
     Saturated,
     /// The request body was larger than the copy bound.
     BodyOverBound,
@@ -30,6 +39,20 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason, in declaration order ([`SkipReason::index`]).
+    pub const ALL: [SkipReason; 5] = [
+        Self::MethodNotShadowed,
+        Self::SampledOut,
+        Self::Saturated,
+        Self::BodyOverBound,
+        Self::BodyAborted,
+    ];
+
+    /// Position in [`SkipReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Label value for metrics.
     pub fn as_label(self) -> &'static str {
         match self {
@@ -62,6 +85,7 @@ pub enum ShadowAdmission {
 pub struct ShadowGate {
     methods: Vec<Method>,
     capacity: usize,
+    max_share: f64,
     slots: Arc<Semaphore>,
 }
 
@@ -77,18 +101,29 @@ impl ShadowGate {
                 .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
                 .collect(),
             capacity,
+            max_share: config.max_share,
             slots: Arc::new(Semaphore::new(capacity)),
         }
     }
 
     /// Decides for one request. `sample_percent` is the toggle's shadow sample (100 when
-    /// unset); `roll` is uniform in `[0, 1)`, e.g. `rand::random::<f64>()`.
-    pub fn admit(&self, method: &Method, sample_percent: f64, roll: f64) -> ShadowAdmission {
+    /// unset); `roll` is uniform in `[0, 1)`, e.g. `rand::random::<f64>()`;
+    /// `primary_in_flight` is the capability's primary requests in flight.
+    pub fn admit(
+        &self,
+        method: &Method,
+        sample_percent: f64,
+        roll: f64,
+        primary_in_flight: usize,
+    ) -> ShadowAdmission {
         if !self.methods.contains(method) {
             return ShadowAdmission::Skipped(SkipReason::MethodNotShadowed);
         }
         if roll * 100.0 >= sample_percent {
             return ShadowAdmission::Skipped(SkipReason::SampledOut);
+        }
+        if self.in_flight() >= self.share_limit(primary_in_flight) {
+            return ShadowAdmission::Skipped(SkipReason::Saturated);
         }
         match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(slot) => ShadowAdmission::Admitted(ShadowPermit { _slot: slot }),
@@ -100,6 +135,18 @@ impl ShadowGate {
     pub fn in_flight(&self) -> usize {
         self.capacity - self.slots.available_permits()
     }
+
+    /// Most shadow calls allowed in flight beside `primary_in_flight` primary requests.
+    fn share_limit(&self, primary_in_flight: usize) -> usize {
+        // Both factors are small (connections, a share ≤ 1): the product fits.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let share = (primary_in_flight as f64 * self.max_share).ceil() as usize;
+        share.max(MIN_SLOTS)
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +156,7 @@ mod tests {
     fn gate(max_concurrent: usize) -> ShadowGate {
         ShadowGate::new(&ShadowConfig {
             max_concurrent,
+            max_share: 1.0,
             ..ShadowConfig::default()
         })
     }
@@ -144,7 +192,7 @@ mod tests {
         for (method, percent, roll, want) in cases {
             let gate = gate(1);
             assert_eq!(
-                outcome(&gate.admit(&method, percent, roll)),
+                outcome(&gate.admit(&method, percent, roll, 0)),
                 want,
                 "{method} {percent} {roll}"
             );
@@ -155,18 +203,43 @@ mod tests {
     #[test]
     fn saturated_gate_drops_shadows() {
         let gate = gate(2);
-        let first = gate.admit(&Method::GET, 100.0, 0.0);
-        let _second = gate.admit(&Method::GET, 100.0, 0.0);
+        let first = gate.admit(&Method::GET, 100.0, 0.0, 100);
+        let _second = gate.admit(&Method::GET, 100.0, 0.0, 100);
         assert_eq!(gate.in_flight(), 2);
         assert_eq!(
-            outcome(&gate.admit(&Method::GET, 100.0, 0.0)),
+            outcome(&gate.admit(&Method::GET, 100.0, 0.0, 100)),
             Some(SkipReason::Saturated)
         );
         assert_eq!(
-            outcome(&gate.admit(&Method::POST, 100.0, 0.0)),
+            outcome(&gate.admit(&Method::POST, 100.0, 0.0, 100)),
             Some(SkipReason::MethodNotShadowed)
         );
         drop(first);
-        assert_eq!(outcome(&gate.admit(&Method::GET, 100.0, 0.0)), None);
+        assert_eq!(outcome(&gate.admit(&Method::GET, 100.0, 0.0, 100)), None);
+    }
+
+    /// Shadow calls are held to their share of the primary requests in flight, never below
+    /// `MIN_SLOTS`, and never above `max_concurrent`.
+    #[test]
+    fn shadow_calls_keep_to_their_share_of_the_primary() {
+        // (primary requests in flight, shadow calls admitted before the first refusal)
+        for (primary, want) in [(0, MIN_SLOTS), (41, 5), (64, 7), (500, 8)] {
+            let gate = ShadowGate::new(&ShadowConfig {
+                max_concurrent: 8,
+                max_share: 0.1,
+                ..ShadowConfig::default()
+            });
+            let mut held = Vec::new();
+            loop {
+                match gate.admit(&Method::GET, 100.0, 0.0, primary) {
+                    ShadowAdmission::Admitted(permit) => held.push(permit),
+                    ShadowAdmission::Skipped(reason) => {
+                        assert_eq!(reason, SkipReason::Saturated);
+                        break;
+                    }
+                }
+            }
+            assert_eq!(held.len(), want, "primary in flight {primary}");
+        }
     }
 }

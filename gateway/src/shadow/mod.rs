@@ -9,7 +9,7 @@
 //! How the proxy uses them for a capability in toggle state `shadow`:
 //!
 //! ```text
-//! client ─▶ gate.admit(method, sample) ── Skipped(reason) ─▶ log.count_skipped(reason); plain proxy
+//! client ─▶ gate.admit(method, sample, primary in flight) ── Skipped(reason) ─▶ log.count_skipped(reason); plain proxy
 //!              │ Admitted(permit)
 //!              ▼
 //!         tee(request body, max_body_bytes) ──▶ legacy (primary: streams unchanged, answers client)
