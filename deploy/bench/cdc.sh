@@ -13,6 +13,20 @@
 #   3. peak RSS (VmHWM) of the bridge across a HUGE_ROWS-row transaction.
 # Targets: end-to-end >= 0.7x raw, p99 <= 50 ms, RSS <= 256 MiB.
 #
+# Runs on a quiet machine (2026-12-04 17:41-17:55 UTC, release build, `SKIP_BUILD=1
+# deploy/bench/cdc.sh`, nothing else running but the local stack; the broker warm, see the
+# warm-up note below; p99 from 5 ms buckets from the third run on):
+# | run | one 200000-row txn (bridge/raw) | 20000 txns x 5 rows | p99 (p50) commit-to-ack | peak RSS |
+# | 1   | 74209 / 67860 rows/s = 1.09     | 0.83                | 55.8 (8.9) ms, 2x buckets | 60 MiB |
+# | 2   | 57377 / 62760 rows/s = 0.91     | 0.86                | 53.3 (9.7) ms, 2x buckets | 59 MiB |
+# | 3   | 54607 / 64198 rows/s = 0.85     | 0.76                | 53.5 (7.7) ms, 2x buckets | 56 MiB |
+# | 4   | 59497 / 75631 rows/s = 0.79     | 0.67                | 48.1 (8.4) ms             | 68 MiB |
+# | 5   | 47387 / 56556 rows/s = 0.84     | 0.72                | 67.9 (18.9) ms            | 62 MiB |
+# Throughput >= 0.7x: met in every warm run but one (0.67). p99 <= 50 ms: met once in five; the
+# tail follows the Kafka commit (mean 4.8-10.2 ms per run at the steady rate; the broker, the
+# walsender and the bridge share two cores). With a broker started minutes before, the same
+# script gave 0.65x/0.60x and p99 121 ms (Kafka commits 26-37 ms): hence the warm-up.
+#
 # Two consecutive runs (2026-12-03 20:22-20:26 UTC, release build, `deploy/bench/cdc.sh`, the
 # shared 2-core dev machine while other engineers compiled; load average at start/end shown;
 # run B ran first):
@@ -57,7 +71,7 @@ PG_HOST=${FIG_PG_HOST:-127.0.0.1} PG_PORT=${FIG_PG_PORT:-54329} PG_USER=${FIG_PG
 BROKERS=${FIG_KAFKA_BROKERS:-127.0.0.1:19092} REGISTRY=${FIG_REGISTRY_URL:-http://127.0.0.1:18081}
 BIG_ROWS=${BIG_ROWS:-200000} SMALL_TXNS=${SMALL_TXNS:-20000} SMALL_ROWS=${SMALL_ROWS:-5}
 STEADY_RATE=${STEADY_RATE:-5000} STEADY_SECS=${STEADY_SECS:-30} STEADY_TXN_ROWS=${STEADY_TXN_ROWS:-10}
-HUGE_ROWS=${HUGE_ROWS:-1000000}
+HUGE_ROWS=${HUGE_ROWS:-1000000} WARMUP_TXNS=${WARMUP_TXNS:-10000}
 # Extra librdkafka settings for the bridge, as TOML inline-table entries, e.g. '"linger.ms" = "1"'.
 KAFKA_PROPERTIES=${KAFKA_PROPERTIES:-}
 
@@ -171,9 +185,13 @@ orders_sql() { # $1 rows in one statement
         SELECT nextval('ord_no_seq'), 'C1', 'Bench', 'Main St 1', 'Bern', '3000', 'CH', 10.50, 'CHF' FROM generate_series(1, $1);"
 }
 
-say "warm-up: the bridge creates its slot, topics and subjects"
+say "warm-up: the bridge creates its slot, topics and subjects; $WARMUP_TXNS transactions warm the broker's JIT"
 start_bridge
 psql_db -c "$(orders_sql 10)" >/dev/null
+# A freshly started broker runs interpreted for a while: Kafka commits took 26-37 ms instead of
+# 4-5 ms in the first run after a broker start (0.65x/0.60x, p99 121 ms, against 0.91x/0.86x,
+# p99 53 ms warm). Unmeasured small transactions, like the measured ones.
+psql_db -c "DO \$\$ BEGIN FOR i IN 1..$WARMUP_TXNS LOOP $(orders_sql 5) COMMIT; END LOOP; END \$\$" >/dev/null
 wait_committed "$(mark)"
 stop_bridge
 
@@ -215,6 +233,7 @@ quantile() { join "$work/before" "$work/after" | awk -v q="$1" '{ le[NR]=$1; c[N
       frac=(span>0)?(want-prev)/span:1; printf "%.1f", 1000*(lo+(hi-lo)*frac); exit } prev=c[i]; prevle=le[i] } }'; }
 p99=$(quantile 0.99); p50=$(quantile 0.5)
 steady_txns=$(join "$work/before" "$work/after" | awk 'END { print $3-$2 }')
+say "steady rate: $(kafka_txns) (since the bridge started), bridge CPU $(cpu_secs) s (from its start)"
 
 # 3. one huge transaction, peak RSS
 psql_db -c "$(orders_sql "$HUGE_ROWS")" >/dev/null
