@@ -263,7 +263,7 @@ pub async fn redrive(
             }
             outcome.republished.push(header.id);
         }
-        producer.commit().await?;
+        producer.commit(false).await?;
         let found: std::collections::HashSet<i64> = headers.iter().map(|h| h.id).collect();
         outcome
             .not_in_legacy

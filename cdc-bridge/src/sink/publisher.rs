@@ -135,7 +135,7 @@ impl Publisher {
                 return match self.txn {
                     // The reader stopped inside a legacy transaction: abort what is open.
                     Some(_) => Err(BridgeError::Shutdown),
-                    None => self.commit(acked).await,
+                    None => self.commit(acked, true).await,
                 };
             }
             for event in bulk.drain(..).flatten() {
@@ -146,7 +146,7 @@ impl Publisher {
             // next batch (group commit); under a backlog the input never runs dry and the
             // latency and row bounds cut the batches instead.
             if self.txn.is_none() && input.is_empty() {
-                self.commit(acked).await?;
+                self.commit(acked, true).await?;
             }
         }
     }
@@ -161,7 +161,7 @@ impl Publisher {
                 let skip = self.checkpoint.covers(final_lsn);
                 if !skip {
                     if self.batch.last.is_some() && self.batch_is_old() {
-                        self.commit(acked).await?;
+                        self.commit(acked, false).await?;
                     }
                     self.open_batch()?;
                 }
@@ -304,7 +304,7 @@ impl Publisher {
         self.batch.legacy_txns += 1;
         self.batch.commit_ts_micros.push(commit_ts_micros);
         if self.batch_is_old() || self.batch.rows >= self.shared.config.kafka.max_batch_rows {
-            self.commit(acked).await?;
+            self.commit(acked, false).await?;
         }
         Ok(())
     }
@@ -316,7 +316,12 @@ impl Publisher {
     }
 
     /// Writes the progress record into the open transaction, commits, then acknowledges.
-    async fn commit(&mut self, acked: &watch::Sender<u64>) -> Result<(), BridgeError> {
+    /// `caught_up`: the input was drained (see [`TransactionalProducer::commit`]).
+    async fn commit(
+        &mut self,
+        acked: &watch::Sender<u64>,
+        caught_up: bool,
+    ) -> Result<(), BridgeError> {
         let Some(last) = self.batch.last else {
             return Ok(());
         };
@@ -329,7 +334,7 @@ impl Publisher {
             self.producer.send(&progress).await?;
         }
         let committing = Instant::now();
-        self.producer.commit().await?;
+        self.producer.commit(caught_up).await?;
         let commit_seconds = committing.elapsed().as_secs_f64();
         self.checkpoint = last;
         let now = now_micros();
