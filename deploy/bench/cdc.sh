@@ -22,10 +22,18 @@
 # | 3   | 54607 / 64198 rows/s = 0.85     | 0.76                | 53.5 (7.7) ms, 2x buckets | 56 MiB |
 # | 4   | 59497 / 75631 rows/s = 0.79     | 0.67                | 48.1 (8.4) ms             | 68 MiB |
 # | 5   | 47387 / 56556 rows/s = 0.84     | 0.72                | 67.9 (18.9) ms            | 62 MiB |
-# Throughput >= 0.7x: met in every warm run but one (0.67). p99 <= 50 ms: met once in five; the
-# tail follows the Kafka commit (mean 4.8-10.2 ms per run at the steady rate; the broker, the
-# walsender and the bridge share two cores). With a broker started minutes before, the same
-# script gave 0.65x/0.60x and p99 121 ms (Kafka commits 26-37 ms): hence the warm-up.
+# The p99 tail was the next transaction's partition registration: the broker answers
+# CONCURRENT_TRANSACTIONS until the previous commit's markers are written, and librdkafka backs
+# off a fixed 20 ms. With the marker grace (sink/producer.rs, MARKER_GRACE: after a commit made
+# while caught up, the next transaction's first record waits up to 3 ms), 18:19-18:24 UTC:
+# | 6   | 51184 / 53504 rows/s = 0.96     | 0.88                | 37.7 (14.9) ms            | 69 MiB |
+# | 7   | 60887 / 58441 rows/s = 1.04     | 0.71                | 37.9 (12.8) ms            | 61 MiB |
+# | 8   | 50465 / 57964 rows/s = 0.87     | 0.67                | 35.4 (14.5) ms            | 61 MiB |
+# (with the grace after every commit, backlog included: p99 25.2, 62.8, 31.5, 38.1 ms, small
+# transactions down to 0.58x). Before it, p99 <= 50 ms was met once in five runs. Small
+# transactions stay the closest call: their rate is set by how much CPU the walsender gets
+# beside the broker and the bridge. With a broker started minutes before, the same script gave
+# 0.65x/0.60x and p99 121 ms (Kafka commits 26-37 ms): hence the warm-up.
 #
 # Two consecutive runs (2026-12-03 20:22-20:26 UTC, release build, `deploy/bench/cdc.sh`, the
 # shared 2-core dev machine while other engineers compiled; load average at start/end shown;
