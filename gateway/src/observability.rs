@@ -312,10 +312,7 @@ impl Metrics {
 
     /// Handles for a capability (`None`: the default route) and side.
     pub fn side(&self, capability: Option<usize>, side: Side) -> &SideMetrics {
-        let i = capability
-            .unwrap_or(self.sides.len() - 1)
-            .min(self.sides.len() - 1);
-        &self.sides[i][side as usize]
+        &self.sides[self.slot(capability)][side as usize]
     }
 
     /// Publishes the toggle states.
@@ -388,8 +385,7 @@ impl Metrics {
 
     /// Counts a request not shadowed, by reason (no allocation, no lock).
     pub fn count_shadow_skip(&self, capability: Option<usize>, reason: SkipReason) {
-        let last = self.shadow_skips.len() - 1;
-        self.shadow_skips[capability.unwrap_or(last).min(last)][reason.index()].inc();
+        self.shadow_skips[self.slot(capability)][reason.index()].inc();
     }
 
     /// Counts an automatic rollback.
@@ -417,8 +413,14 @@ impl Metrics {
     }
 
     fn name(&self, capability: Option<usize>) -> &str {
+        &self.names[self.slot(capability)]
+    }
+
+    /// Index of a capability's per-capability handles (`names`, `sides`, `shadow_skips` are all
+    /// one per capability plus the default route, last).
+    fn slot(&self, capability: Option<usize>) -> usize {
         let last = self.names.len() - 1;
-        &self.names[capability.unwrap_or(last).min(last)]
+        capability.unwrap_or(last).min(last)
     }
 
     fn side_labels(&self, capability: Option<usize>, side: Side) -> Labels {

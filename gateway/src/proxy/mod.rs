@@ -178,8 +178,7 @@ impl Proxy {
                     teed.map_err(client_body).boxed_unsync()
                 }
                 Some(ShadowAdmission::Skipped(reason)) => {
-                    guard.shadow.log.count_skipped(reason);
-                    self.metrics.count_shadow_skip(cap, reason);
+                    guard.shadow.count_skip(&self.metrics, cap, reason);
                     body.map_err(client_body).boxed_unsync()
                 }
                 None => body.map_err(client_body).boxed_unsync(),

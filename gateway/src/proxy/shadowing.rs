@@ -18,8 +18,8 @@ use crate::observability::Metrics;
 use crate::route::Upstream;
 use crate::shadow::tee::ShadowCopy;
 use crate::shadow::{
-    Comparator, CompareConfig, MismatchLog, ObservedResponse, ShadowConfig, ShadowGate, TeeOutcome,
-    gate::ShadowPermit,
+    Comparator, CompareConfig, MismatchLog, ObservedResponse, ShadowConfig, ShadowGate, SkipReason,
+    TeeOutcome, gate::ShadowPermit,
 };
 
 /// One capability's shadow machinery.
@@ -47,6 +47,12 @@ impl ShadowState {
             comparator,
             log: MismatchLog::new(config.mismatch_log_size),
         }
+    }
+
+    /// Counts a request not shadowed, in the mismatch log (admin API) and the metrics.
+    pub fn count_skip(&self, metrics: &Metrics, capability: Option<usize>, reason: SkipReason) {
+        self.log.count_skipped(reason);
+        metrics.count_shadow_skip(capability, reason);
     }
 }
 
@@ -89,8 +95,8 @@ impl ShadowJob {
         let request_body = match request_copy.outcome().await.into_body() {
             Ok(b) => b,
             Err(reason) => {
-                self.state.log.count_skipped(reason);
-                self.metrics.count_shadow_skip(self.capability, reason);
+                self.state
+                    .count_skip(&self.metrics, self.capability, reason);
                 return;
             }
         };
