@@ -1,11 +1,8 @@
 //! Wiring: [`serve`] runs the public proxy and the admin API on injected listeners until the
 //! injected shutdown future completes, then drains in-flight requests up to the deadline.
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +17,7 @@ use crate::error::GatewayError;
 use crate::observability::Metrics;
 use crate::proxy::guard::{Guards, SloBreach};
 use crate::proxy::upstream::Upstreams;
-use crate::proxy::{ClientConnection, Proxy};
+use crate::proxy::{ClientConnection, Proxy, h1};
 use crate::route::RouteTable;
 use crate::store::Store;
 use crate::toggle::ToggleState;
@@ -260,7 +257,8 @@ async fn run_public(
     Ok(())
 }
 
-/// Accepts on the public listener until `shutdown`, then drains.
+/// Accepts on the public listener until `shutdown`, then drains: connections finish the request
+/// under way and close, up to the `drain` deadline.
 async fn accept_loop(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -272,8 +270,9 @@ async fn accept_loop(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let general = Arc::new(builder);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (drain_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -287,27 +286,25 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
-                let client = Arc::new(ClientConnection::new(peer));
-                let service = service_fn(move |req| {
-                    let (proxy, client) = (proxy.clone(), client.clone());
-                    async move { Ok::<_, Infallible>(proxy.handle(req, &client).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "client connection ended with an error");
-                    }
-                });
+                let conn = h1::server::Connection {
+                    proxy: proxy.clone(),
+                    client: Arc::new(ClientConnection::new(peer)),
+                    general: general.clone(),
+                    stop: stop_rx.clone(),
+                    head_timeout: HEADER_READ_TIMEOUT,
+                };
+                tokio::spawn(conn.serve(stream, drain_tx.clone()));
             }
             () = &mut shutdown => break,
         }
     }
     drop(listener);
+    drop(drain_tx);
+    let _ = stop_tx.send(true);
     tracing::info!(deadline = ?drain, "shutting down: draining in-flight requests");
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("drained"),
+        // Every connection task holds a sender; `recv` returns `None` once all have ended.
+        _ = drained.recv() => tracing::info!("drained"),
         () = tokio::time::sleep(drain) => tracing::warn!("drain deadline passed; closing remaining connections"),
     }
 }

@@ -7,12 +7,12 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::upstream::ResponseBody;
 use crate::observability::SideMetrics;
 use crate::resilience::{BodyTimedOut, BulkheadPermit, TimedBody, timed_body::BoxError};
 use crate::shadow::TeeBody;
@@ -60,7 +60,7 @@ pub enum ProxyBody {
     /// The upstream's body.
     Upstream {
         /// The streaming body, with the idle and whole-request timers.
-        body: Pin<Box<TimedBody<Incoming>>>,
+        body: Pin<Box<TimedBody<ResponseBody>>>,
         /// The bulkhead slot, freed when the body is done or dropped.
         _slot: BulkheadPermit,
         /// Released when the body is done or dropped; counts a timeout.
@@ -70,7 +70,7 @@ pub enum ProxyBody {
     /// comparison.
     Teed {
         /// The streaming body.
-        body: Pin<Box<TeeBody<TimedBody<Incoming>>>>,
+        body: Pin<Box<TeeBody<TimedBody<ResponseBody>>>>,
         /// The bulkhead slot.
         _slot: BulkheadPermit,
         /// Released when the body is done or dropped; counts a timeout.

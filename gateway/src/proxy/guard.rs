@@ -5,16 +5,14 @@
 //! [`SideGuard::attempt`] makes one attempt and classifies how it ended; the proxy decides from
 //! that whether to retry, fall back to legacy or answer fast.
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Response, StatusCode};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::shadowing::ShadowState;
 use crate::shadow::ShadowConfig;
 
-use super::upstream::{UpstreamBody, UpstreamError, Upstreams};
-use crate::config::UpstreamProtocol;
+use super::upstream::{Call, ResponseBody, UpstreamError, Upstreams};
 use crate::resilience::retry::{is_idempotent, may_fall_back};
 use crate::resilience::{
     AttemptBody, AttemptFailure, Breach, Bulkhead, BulkheadPermit, FallbackConfig, NotResendable,
@@ -242,7 +240,7 @@ impl Guards {
 /// A response head with its body timed and the bulkhead slot held until it has streamed.
 pub struct Answer {
     /// The upstream's response, body wrapped in the idle/whole-request timers.
-    pub response: Response<TimedBody<Incoming>>,
+    pub response: Response<TimedBody<ResponseBody>>,
     /// Freed when the response body is dropped.
     pub slot: BulkheadPermit,
 }
@@ -270,8 +268,7 @@ impl SideGuard {
     pub async fn attempt(
         &self,
         upstreams: &Upstreams,
-        protocol: UpstreamProtocol,
-        req: Request<UpstreamBody>,
+        call: Call<'_>,
         started: Instant,
         client_at_fault: impl Fn(&UpstreamError) -> bool,
     ) -> (Outcome, Instant) {
@@ -297,9 +294,11 @@ impl SideGuard {
             }
         };
         let first_byte = self.timeouts.first_byte.min(self.timeouts.request);
+        // Boxed: the exchange's state is large, and every caller up to the connection would
+        // otherwise carry (and copy on each call) a slot for it.
         let sent = tokio::time::timeout_at(
             tokio::time::Instant::from_std(started + first_byte),
-            upstreams.send(protocol, self.timeouts.connect, req, started),
+            Box::pin(upstreams.send(self.timeouts.connect, call, started)),
         )
         .await;
         let now = Instant::now();

@@ -10,6 +10,7 @@
 
 pub mod body;
 pub mod guard;
+pub mod h1;
 pub mod headers;
 pub mod shadowing;
 pub mod upstream;
@@ -17,9 +18,8 @@ pub mod upstream;
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,7 +35,7 @@ use crate::shadow::{ShadowAdmission, tee};
 use body::{InFlight, ProxyBody};
 use guard::{Answer, Guards, Outcome, fail_fast_status, reason};
 use shadowing::ShadowJob;
-use upstream::{BoxError, UpstreamBody, Upstreams};
+use upstream::{BoxError, Call, UpstreamBody, Upstreams};
 
 /// What the public listener needs.
 pub struct Proxy {
@@ -79,11 +79,15 @@ static SIDE_HEADER_NAME: http::HeaderName = http::HeaderName::from_static(SIDE_H
 
 impl Proxy {
     /// Handles one request; never fails (errors become responses).
-    pub async fn handle(
+    pub async fn handle<B>(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<B>,
         client: &ClientConnection,
-    ) -> Response<ProxyBody> {
+    ) -> Response<ProxyBody>
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         if head_size(&req) > self.max_header_bytes {
             self.metrics.count_rejected("head_too_large");
             return local(StatusCode::BAD_REQUEST, "request head too large\n");
@@ -163,7 +167,7 @@ impl Proxy {
         };
         let cap = decision.capability;
         let guard = self.guards.capability(cap);
-        let client_body = |e| BoxError::from(ClientBodyError(e));
+        let client_body = |e: B::Error| BoxError::from(ClientBodyError(e.into()));
         let mut shadow = None;
         let body =
             match (decision.shadow && cap.is_some() && decision.side == Side::Legacy).then(|| {
@@ -382,9 +386,9 @@ impl Proxy {
         guard.retry.record_request();
         let mut retries = 0;
         loop {
-            let req = out.request(upstream, uri.clone(), body.for_attempt());
+            let call = out.call(upstream, uri.clone(), body.for_attempt());
             let (outcome, now) = guard
-                .attempt(&self.upstreams, out.protocol, req, started, |e| {
+                .attempt(&self.upstreams, call, started, |e| {
                     caused_by::<ClientBodyError>(e) || caused_by_body_limit(e)
                 })
                 .await;
@@ -423,24 +427,16 @@ struct Outbound {
 }
 
 impl Outbound {
-    /// The request for `upstream` at `uri` (from [`Outbound::uri`]).
-    fn request(&self, upstream: &Upstream, uri: Uri, body: UpstreamBody) -> Request<UpstreamBody> {
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = self.headers.clone();
-        match self.protocol {
-            UpstreamProtocol::Http1 => {
-                *req.version_mut() = Version::HTTP_11;
-                req.headers_mut()
-                    .insert(header::HOST, upstream.host.clone());
-            }
-            UpstreamProtocol::Http2 => {
-                *req.version_mut() = Version::HTTP_2;
-                req.headers_mut().remove(header::HOST);
-            }
+    /// The call to `upstream` at `uri` (from [`Outbound::uri`]).
+    fn call<'a>(&'a self, upstream: &'a Upstream, uri: Uri, body: UpstreamBody) -> Call<'a> {
+        Call {
+            method: &self.method,
+            uri,
+            host: &upstream.host,
+            headers: &self.headers,
+            protocol: self.protocol,
+            body,
         }
-        req
     }
 }
 
@@ -509,7 +505,7 @@ fn head_size<B>(req: &Request<B>) -> usize {
 /// An error reading the client's request body (framing, early close): the client's fault.
 #[derive(Debug, thiserror::Error)]
 #[error("reading the client's request body failed")]
-struct ClientBodyError(#[source] hyper::Error);
+struct ClientBodyError(#[source] BoxError);
 
 fn caused_by_body_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     caused_by::<LengthLimitError>(e)

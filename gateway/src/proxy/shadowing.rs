@@ -145,15 +145,14 @@ impl ShadowJob {
         let body = Full::new(body)
             .map_err(|never| match never {})
             .boxed_unsync();
-        let req = self.out.request(upstream, self.out.uri(upstream)?, body);
+        let uri = self.out.uri(upstream)?;
         let limit = self.state.config.max_response_bytes;
         let call = async {
             let resp = self
                 .upstreams
                 .send(
-                    self.out.protocol,
                     self.connect_timeout,
-                    req,
+                    self.out.call(upstream, uri, body),
                     std::time::Instant::now(),
                 )
                 .await

@@ -1,11 +1,13 @@
-//! Upstream clients (an HTTP/1.1 keep-alive pool per worker, and a pooled HTTP/2 client with
-//! prior knowledge), and the one call that sends a request to one side.
+//! Upstream clients (the gateway's own HTTP/1.1 keep-alive pool per worker, see
+//! [`super::h1::client`], and hyper's pooled HTTP/2 client with prior knowledge), and the one call
+//! that sends a request to one side.
 //!
 //! [`Upstreams::send`] is the seam for per-side failure isolation: timeouts, a bulkhead, a
 //! breaker and fallback to legacy wrap this call without touching routing or header handling.
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -14,10 +16,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod pool;
-
+use super::h1::client::{self as pool, Http1Pool, PoolError};
 use crate::config::UpstreamProtocol;
-use pool::{Http1Pool, PoolError};
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// Error type of bodies sent upstream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,23 +84,22 @@ impl Upstreams {
     /// `now` is the time the caller read last (for the pool's idle bookkeeping).
     pub async fn send(
         &self,
-        protocol: UpstreamProtocol,
         connect_timeout: Duration,
-        req: Request<UpstreamBody>,
+        call: Call<'_>,
         now: Instant,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        match protocol {
-            UpstreamProtocol::Http1 => {
-                self.http1
-                    .send(req, connect_timeout, now)
-                    .await
-                    .map_err(|e| match e {
-                        PoolError::Connect { .. } | PoolError::NoAuthority => {
-                            UpstreamError::Connect(e.into())
-                        }
-                        PoolError::Exchange(e) => UpstreamError::Exchange(e.into()),
-                    })
-            }
+    ) -> Result<Response<ResponseBody>, UpstreamError> {
+        match call.protocol {
+            UpstreamProtocol::Http1 => self
+                .http1
+                .send(call, connect_timeout, now)
+                .await
+                .map(|resp| resp.map(ResponseBody::Http1))
+                .map_err(|e| match e {
+                    PoolError::Connect { .. } | PoolError::NoAuthority => {
+                        UpstreamError::Connect(e.into())
+                    }
+                    PoolError::Exchange(e) => UpstreamError::Exchange(e),
+                }),
             UpstreamProtocol::Http2 => {
                 let i = self
                     .http2_by_connect_timeout
@@ -105,8 +107,9 @@ impl Upstreams {
                     .min(self.http2_by_connect_timeout.len() - 1);
                 self.http2_by_connect_timeout[i]
                     .1
-                    .request(req)
+                    .request(call.into_request())
                     .await
+                    .map(|resp| resp.map(ResponseBody::Http2))
                     .map_err(|e| {
                         if e.is_connect() {
                             UpstreamError::Connect(e.into())
@@ -115,6 +118,82 @@ impl Upstreams {
                         }
                     })
             }
+        }
+    }
+}
+
+/// One request to one upstream, borrowing what every attempt shares (the HTTP/1.1 client
+/// writes it without copying the headers).
+pub struct Call<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Absolute URI on the upstream.
+    pub uri: Uri,
+    /// `Host` for HTTP/1.1.
+    pub host: &'a HeaderValue,
+    /// Request headers, hop-by-hop ones removed, without `Host`'s final value.
+    pub headers: &'a HeaderMap,
+    /// How to speak to the upstream.
+    pub protocol: UpstreamProtocol,
+    /// The body of this attempt.
+    pub body: UpstreamBody,
+}
+
+impl Call<'_> {
+    /// The call as an owned request (for hyper's client).
+    pub fn into_request(self) -> Request<UpstreamBody> {
+        let mut req = Request::new(self.body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri;
+        *req.headers_mut() = self.headers.clone();
+        match self.protocol {
+            UpstreamProtocol::Http1 => {
+                *req.version_mut() = Version::HTTP_11;
+                req.headers_mut().insert(header::HOST, self.host.clone());
+            }
+            UpstreamProtocol::Http2 => {
+                *req.version_mut() = Version::HTTP_2;
+                req.headers_mut().remove(header::HOST);
+            }
+        }
+        req
+    }
+}
+
+/// An upstream's response body, read by whoever forwards it.
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// From the gateway's HTTP/1.1 pool.
+    Http1(pool::ResponseBody),
+    /// From hyper's HTTP/2 client.
+    Http2(Incoming),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ResponseBody::Http1(b) => Pin::new(b).poll_frame(cx),
+            ResponseBody::Http2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Http1(b) => b.is_end_stream(),
+            ResponseBody::Http2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Http1(b) => b.size_hint(),
+            ResponseBody::Http2(b) => b.size_hint(),
         }
     }
 }

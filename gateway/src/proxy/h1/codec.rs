@@ -1,0 +1,508 @@
+//! HTTP/1.1 message heads and body framing, pure: bytes in, parts out, and parts in, bytes out.
+//!
+//! Parsing is [`httparse`]; header values are slices of the head's [`Bytes`] (no copy). Framing
+//! follows RFC 9112 §6: `Transfer-Encoding: chunked` wins, then `Content-Length`, else a request
+//! has no body and a response runs until the connection closes. A message that sends both, or
+//! several different lengths, is refused (the classic request-smuggling shapes).
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+
+/// Most headers a message may carry.
+pub const MAX_HEADERS: usize = 128;
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Until the connection closes (responses only).
+    Close,
+}
+
+/// Why a head could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// httparse refused it.
+    #[error("malformed message head: {0}")]
+    Syntax(&'static str),
+    /// Conflicting or unparsable body length.
+    #[error("invalid body framing: {0}")]
+    Framing(&'static str),
+    /// The head is larger than allowed.
+    #[error("message head larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// A request head, and what the connection needs to know about it.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Method, URI, version and headers.
+    pub parts: http::request::Parts,
+    /// How its body is delimited.
+    pub framing: Framing,
+    /// Whether the client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    /// Whether this engine forwards it itself; when false (HTTP/1.0, `Expect`, `Upgrade`,
+    /// `CONNECT`, a chunked body) the connection goes to the general server from here on.
+    pub plain: bool,
+}
+
+/// Where a request head ends in `buf`, or `None` while it is incomplete.
+pub fn request_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HeadError::Syntax(parse_error(e))),
+    }
+}
+
+/// Parses a complete request head (`head` ends where [`request_head_len`] said).
+pub fn parse_request(head: &Bytes) -> Result<RequestHead, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HeadError::Syntax("incomplete head")),
+        Err(e) => return Err(HeadError::Syntax(parse_error(e))),
+    }
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| HeadError::Syntax("invalid method"))?;
+    let path = req.path.unwrap_or_default();
+    let uri = Uri::from_maybe_shared(head.slice_ref(path.as_bytes()))
+        .map_err(|_| HeadError::Syntax("invalid request target"))?;
+    let version = match req.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    let map = header_map(head, req.headers)?;
+    let framing = framing(&map, false)?;
+    let tokens = ConnectionTokens::of(&map);
+    let plain = version == Version::HTTP_11
+        && method != Method::CONNECT
+        && !tokens.upgrade
+        && !map.contains_key(header::UPGRADE)
+        && !map.contains_key(header::EXPECT)
+        && framing != Framing::Chunked;
+    let mut parts = http::Request::new(()).into_parts().0;
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = map;
+    Ok(RequestHead {
+        parts,
+        framing,
+        keep_alive: !tokens.close,
+        plain,
+    })
+}
+
+/// A response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status, version and headers.
+    pub parts: http::response::Parts,
+    /// How its body is delimited (given the request's method).
+    pub framing: Framing,
+    /// Whether the upstream keeps the connection open afterwards.
+    pub keep_alive: bool,
+}
+
+/// Where a response head ends in `buf`, or `None` while it is incomplete.
+pub fn response_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(HeadError::Syntax(parse_error(e))),
+    }
+}
+
+/// Parses a complete response head (`head` ends where [`response_head_len`] said) to a request
+/// made with `request_method`. `1xx` heads come back too; the caller skips them.
+pub fn parse_response(head: &Bytes, request_method: &Method) -> Result<ResponseHead, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HeadError::Syntax("incomplete head")),
+        Err(e) => return Err(HeadError::Syntax(parse_error(e))),
+    }
+    let status = StatusCode::from_u16(resp.code.unwrap_or_default())
+        .map_err(|_| HeadError::Syntax("invalid status code"))?;
+    let version = match resp.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    let map = header_map(head, resp.headers)?;
+    let bodiless = *request_method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if bodiless {
+        Framing::Empty
+    } else {
+        match framing(&map, true)? {
+            Framing::Empty => Framing::Close,
+            f => f,
+        }
+    };
+    let tokens = ConnectionTokens::of(&map);
+    let keep_alive = match version {
+        Version::HTTP_11 => !tokens.close,
+        _ => tokens.keep_alive,
+    } && framing != Framing::Close;
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    parts.headers = map;
+    Ok(ResponseHead {
+        parts,
+        framing,
+        keep_alive,
+    })
+}
+
+fn header_map(head: &Bytes, headers: &[httparse::Header<'_>]) -> Result<HeaderMap, HeadError> {
+    let mut map = HeaderMap::with_capacity(headers.len() + 6);
+    for h in headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HeadError::Syntax("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
+            .map_err(|_| HeadError::Syntax("invalid header value"))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Body framing from the headers (RFC 9112 §6.3); `Empty` when neither header is present.
+fn framing(map: &HeaderMap, response: bool) -> Result<Framing, HeadError> {
+    if let Some(te) = map.get(header::TRANSFER_ENCODING) {
+        if map.contains_key(header::CONTENT_LENGTH) {
+            return Err(HeadError::Framing(
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        let last = te
+            .as_bytes()
+            .rsplit(|b| *b == b',')
+            .next()
+            .unwrap_or_default();
+        if map.get_all(header::TRANSFER_ENCODING).iter().count() == 1
+            && last.trim_ascii().eq_ignore_ascii_case(b"chunked")
+        {
+            return Ok(Framing::Chunked);
+        }
+        return if response {
+            Ok(Framing::Close)
+        } else {
+            Err(HeadError::Framing(
+                "a request's last transfer coding must be chunked",
+            ))
+        };
+    }
+    let mut length = None;
+    for v in map.get_all(header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|b| *b == b',') {
+            let n = parse_length(part.trim_ascii())
+                .ok_or(HeadError::Framing("Content-Length is not a number"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Framing(
+                    "several different Content-Length values",
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::Empty, Framing::Length))
+}
+
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// What the `Connection` header says.
+#[derive(Debug, Default)]
+struct ConnectionTokens {
+    close: bool,
+    keep_alive: bool,
+    upgrade: bool,
+}
+
+impl ConnectionTokens {
+    fn of(map: &HeaderMap) -> ConnectionTokens {
+        let mut t = ConnectionTokens::default();
+        for v in map.get_all(header::CONNECTION) {
+            for token in v.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                t.close |= token.eq_ignore_ascii_case(b"close");
+                t.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                t.upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+            }
+        }
+        t
+    }
+}
+
+fn parse_error(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status line",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => "unsupported HTTP version",
+    }
+}
+
+/// Writes a request head for an upstream: origin-form target, `host`, the headers as given
+/// except `Host` and any framing header, and the framing of a body of `length` bytes (`None`:
+/// chunked).
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    host: &HeaderValue,
+    headers: &HeaderMap,
+    length: Option<u64>,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        uri.path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_header(out, b"host", host.as_bytes());
+    for (name, value) in headers {
+        if name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        write_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match length {
+        // A bodiless GET needs no length; a write method says 0 so the upstream does not wait.
+        Some(0) if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => {}
+        Some(n) => write_length(out, n),
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How a response body goes to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body bytes (HEAD, 1xx, 204, 304): the headers go as they are.
+    Bodiless,
+    /// `Content-Length`.
+    Length(u64),
+    /// Chunked, the length being unknown.
+    Chunked,
+}
+
+/// Writes a response head for the client.
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    framing: ResponseFraming,
+    close: bool,
+    date: &[u8],
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    match framing {
+        ResponseFraming::Bodiless => {
+            for (name, value) in headers {
+                write_header(out, name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+        ResponseFraming::Length(n) => {
+            write_headers(out, headers);
+            write_length(out, n);
+        }
+        ResponseFraming::Chunked => {
+            write_headers(out, headers);
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+    }
+    if !headers.contains_key(header::DATE) {
+        write_header(out, b"date", date);
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Every header but the framing ones.
+fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        write_header(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+}
+
+fn write_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    push_number(out, n, 10);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in base 10 or 16 without allocating.
+fn push_number(out: &mut Vec<u8>, mut n: u64, radix: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n % radix) as usize];
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Frames one chunk of a chunked body.
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    push_number(out, data.len() as u64, 16);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Ends a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Decodes a chunked body from a read buffer, one step at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkState {
+    /// Expecting a size line.
+    Size,
+    /// Inside a chunk, this many bytes left.
+    Data(u64),
+    /// After a chunk's data, expecting CRLF.
+    DataEnd,
+    /// After the last chunk, reading trailer lines until an empty one.
+    Trailers,
+    /// The body is complete.
+    Done,
+}
+
+/// What one decoding step produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkStep {
+    /// Body bytes.
+    Data(Bytes),
+    /// Consumed framing; call again.
+    Progress,
+    /// More input is needed.
+    NeedMore,
+    /// The body is complete.
+    Done,
+}
+
+/// Longest chunk-size or trailer line accepted.
+const MAX_CHUNK_LINE: usize = 8 * 1024;
+
+impl ChunkState {
+    /// One step over `buf` (consumed bytes are removed from it).
+    pub fn step(&mut self, buf: &mut BytesMut) -> Result<ChunkStep, HeadError> {
+        match *self {
+            ChunkState::Size => match httparse::parse_chunk_size(buf) {
+                Ok(httparse::Status::Complete((n, size))) => {
+                    let _ = buf.split_to(n);
+                    *self = if size == 0 {
+                        ChunkState::Trailers
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                    Ok(ChunkStep::Progress)
+                }
+                Ok(httparse::Status::Partial) if buf.len() > MAX_CHUNK_LINE => {
+                    Err(HeadError::Framing("chunk size line too long"))
+                }
+                Ok(httparse::Status::Partial) => Ok(ChunkStep::NeedMore),
+                Err(_) => Err(HeadError::Framing("invalid chunk size")),
+            },
+            ChunkState::Data(left) => {
+                if buf.is_empty() {
+                    return Ok(ChunkStep::NeedMore);
+                }
+                let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                let data = buf.split_to(take).freeze();
+                let left = left - take as u64;
+                *self = if left == 0 {
+                    ChunkState::DataEnd
+                } else {
+                    ChunkState::Data(left)
+                };
+                Ok(ChunkStep::Data(data))
+            }
+            ChunkState::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(ChunkStep::NeedMore);
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(HeadError::Framing("chunk data not followed by CRLF"));
+                }
+                let _ = buf.split_to(2);
+                *self = ChunkState::Size;
+                Ok(ChunkStep::Progress)
+            }
+            ChunkState::Trailers => match buf.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => {
+                    let _ = buf.split_to(2);
+                    *self = ChunkState::Done;
+                    Ok(ChunkStep::Done)
+                }
+                // Trailer fields are not forwarded.
+                Some(end) => {
+                    let _ = buf.split_to(end + 2);
+                    Ok(ChunkStep::Progress)
+                }
+                None if buf.len() > MAX_CHUNK_LINE => {
+                    Err(HeadError::Framing("trailer line too long"))
+                }
+                None => Ok(ChunkStep::NeedMore),
+            },
+            ChunkState::Done => Ok(ChunkStep::Done),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;
