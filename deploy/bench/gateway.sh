@@ -4,6 +4,9 @@
 #
 #   deploy/bench/gateway.sh        # prints a Markdown table; the README quotes one run
 #
+# nginx and the gateway are measured in turn, ROUNDS times (default 3), and compared on the
+# medians: on a shared 2-core machine one run moves by 10-20 % with whatever else runs.
+#
 # - backend: gateway/examples/bench_backend.rs (hyper, fixed 13-byte body, keep-alive)
 # - nginx:   Debian's nginx as a private instance (own config and prefix in a temp dir, 127.0.0.1),
 #            worker_processes = WORKERS, upstream keepalive pool
@@ -34,7 +37,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 WORKERS=${WORKERS:-2} WRK_THREADS=${WRK_THREADS:-2} CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-15s} WARMUP=${WARMUP:-3s} BACKEND_THREADS=${BACKEND_THREADS:-2}
-SHADOW=${SHADOW:-1} SHADOW_EXTRA=${SHADOW_EXTRA:-} SHADOW_ROUNDS=${SHADOW_ROUNDS:-3} BODY_CONNECTIONS=${BODY_CONNECTIONS:-8} BODY_BYTES=${BODY_BYTES:-10000000}
+ROUNDS=${ROUNDS:-3} SHADOW=${SHADOW:-1} SHADOW_EXTRA=${SHADOW_EXTRA:-} SHADOW_ROUNDS=${SHADOW_ROUNDS:-3} BODY_CONNECTIONS=${BODY_CONNECTIONS:-8} BODY_BYTES=${BODY_BYTES:-10000000}
 
 say() { printf '%s\n' "$*" >&2; }
 need() {
@@ -55,7 +58,7 @@ work=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && { kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
+  [ -f "$work/nginx.pid" ] && { kill "$(cat "$work/nginx.pid" 2>/dev/null)" 2>/dev/null || true; }
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -148,17 +151,27 @@ say "measuring: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, $WORKERS proxy wo
 if [ "$SHADOW" != only ]; then
 results=$(
   measure direct "http://127.0.0.1:$backend_port/"
-  # nginx's master and its workers
-  measure nginx "http://127.0.0.1:$nginx_port/" "$(cat "$work/nginx.pid")" $(pgrep -P "$(cat "$work/nginx.pid")")
-  measure gateway "http://127.0.0.1:$gw_port/" "$main_gw_pid"
+  for round in $(seq "$ROUNDS"); do
+    # nginx's master and its workers
+    measure "nginx#$round" "http://127.0.0.1:$nginx_port/" "$(cat "$work/nginx.pid")" $(pgrep -P "$(cat "$work/nginx.pid")")
+    measure "gateway#$round" "http://127.0.0.1:$gw_port/" "$main_gw_pid"
+  done
 )
 direct_p99=$(awk '$1=="direct"{print $4}' <<<"$results")
-echo "| path | req/s | p50 ms | p99 ms | added p99 ms | proxy user µs/req | proxy kernel µs/req | errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|---|"
+echo "| path | round | req/s | p50 ms | p99 ms | added p99 ms | proxy user µs/req | proxy kernel µs/req | errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 while read -r name rps p50 p99 user kernel errs; do
   added=$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN{printf "%.3f", a-b}')
-  echo "| $name | $rps | $p50 | $p99 | $added | $user | $kernel | $errs |"
+  echo "| ${name%%#*} | $( [[ $name == *#* ]] && echo "${name#*#}" || echo -) | $rps | $p50 | $p99 | $added | $user | $kernel | $errs |"
 done <<<"$results"
+# The medians over the rounds, and the gateway's share of nginx's throughput.
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+col() { awk -v p="$1" -v c="$2" 'index($1, p"#")==1 {print $c}' <<<"$results" | median; }
+ng_rps=$(col nginx 2) gw_rps=$(col gateway 2)
+echo
+echo "median over $ROUNDS rounds: nginx $ng_rps req/s ($(col nginx 5) user + $(col nginx 6) kernel µs/req)," \
+  "gateway $gw_rps req/s ($(col gateway 5) user + $(col gateway 6) kernel µs/req):" \
+  "gateway/nginx = $(awk -v g="$gw_rps" -v n="$ng_rps" 'BEGIN{printf "%.2f", g/n}')"
 fi
 
 [ "$SHADOW" = 0 ] && exit 0

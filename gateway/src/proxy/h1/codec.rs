@@ -55,9 +55,9 @@ pub struct RequestHead {
 
 /// Where a request head ends in `buf`, or `None` while it is incomplete.
 pub fn request_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
+    let mut slots = header_slots();
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(e) => Err(HeadError::Syntax(parse_error(e))),
@@ -66,9 +66,9 @@ pub fn request_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
 
 /// Parses a complete request head (`head` ends where [`request_head_len`] said).
 pub fn parse_request(head: &Bytes) -> Result<RequestHead, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
+    let mut slots = header_slots();
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Syntax("incomplete head")),
         Err(e) => return Err(HeadError::Syntax(parse_error(e))),
@@ -117,9 +117,11 @@ pub struct ResponseHead {
 
 /// Where a response head ends in `buf`, or `None` while it is incomplete.
 pub fn response_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(buf) {
+    let mut slots = header_slots();
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
         Ok(httparse::Status::Partial) => Ok(None),
         Err(e) => Err(HeadError::Syntax(parse_error(e))),
@@ -129,9 +131,11 @@ pub fn response_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
 /// Parses a complete response head (`head` ends where [`response_head_len`] said) to a request
 /// made with `request_method`. `1xx` heads come back too; the caller skips them.
 pub fn parse_response(head: &Bytes, request_method: &Method) -> Result<ResponseHead, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(head) {
+    let mut slots = header_slots();
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, head, &mut slots)
+    {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Syntax("incomplete head")),
         Err(e) => return Err(HeadError::Syntax(parse_error(e))),
@@ -169,6 +173,12 @@ pub fn parse_response(head: &Bytes, request_method: &Method) -> Result<ResponseH
         framing,
         keep_alive,
     })
+}
+
+/// Room for httparse's header slices, left uninitialised: zeroing 128 slots (4 KiB) for every
+/// head cost more than parsing a short one.
+fn header_slots<'b>() -> [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
+    [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS]
 }
 
 fn header_map(head: &Bytes, headers: &[httparse::Header<'_>]) -> Result<HeaderMap, HeadError> {
