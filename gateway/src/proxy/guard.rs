@@ -294,11 +294,9 @@ impl SideGuard {
             }
         };
         let first_byte = self.timeouts.first_byte.min(self.timeouts.request);
-        // Boxed: the exchange's state is large, and every caller up to the connection would
-        // otherwise carry (and copy on each call) a slot for it.
         let sent = tokio::time::timeout_at(
             tokio::time::Instant::from_std(started + first_byte),
-            Box::pin(upstreams.send(self.timeouts.connect, call, started)),
+            upstreams.send(self.timeouts.connect, call, started),
         )
         .await;
         let now = Instant::now();

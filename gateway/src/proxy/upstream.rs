@@ -82,42 +82,61 @@ impl Upstreams {
 
     /// Sends one request to one side and returns the response head with its body streaming;
     /// `now` is the time the caller read last (for the pool's idle bookkeeping).
-    pub async fn send(
-        &self,
+    ///
+    /// The protocol's own future is boxed where it is made: its state is large, and every
+    /// layer of `async fn` around it would copy all of it once more per request.
+    pub fn send<'a>(
+        &'a self,
         connect_timeout: Duration,
-        call: Call<'_>,
+        call: Call<'a>,
         now: Instant,
-    ) -> Result<Response<ResponseBody>, UpstreamError> {
+    ) -> Sending<'a> {
         match call.protocol {
-            UpstreamProtocol::Http1 => self
-                .http1
-                .send(call, connect_timeout, now)
-                .await
-                .map(|resp| resp.map(ResponseBody::Http1))
-                .map_err(|e| match e {
-                    PoolError::Connect { .. } | PoolError::NoAuthority => {
-                        UpstreamError::Connect(e.into())
-                    }
-                    PoolError::Exchange(e) => UpstreamError::Exchange(e),
-                }),
+            UpstreamProtocol::Http1 => {
+                Sending::Http1(Box::pin(self.http1.send(call, connect_timeout, now)))
+            }
             UpstreamProtocol::Http2 => {
                 let i = self
                     .http2_by_connect_timeout
                     .partition_point(|(t, _)| *t < connect_timeout)
                     .min(self.http2_by_connect_timeout.len() - 1);
-                self.http2_by_connect_timeout[i]
-                    .1
-                    .request(call.into_request())
-                    .await
-                    .map(|resp| resp.map(ResponseBody::Http2))
-                    .map_err(|e| {
-                        if e.is_connect() {
-                            UpstreamError::Connect(e.into())
-                        } else {
-                            UpstreamError::Exchange(e.into())
-                        }
-                    })
+                Sending::Http2(
+                    self.http2_by_connect_timeout[i]
+                        .1
+                        .request(call.into_request()),
+                )
             }
+        }
+    }
+}
+
+/// A request on its way to an upstream (from [`Upstreams::send`]).
+pub enum Sending<'a> {
+    /// Through the gateway's HTTP/1.1 pool.
+    Http1(
+        Pin<Box<dyn Future<Output = Result<Response<pool::ResponseBody>, PoolError>> + Send + 'a>>,
+    ),
+    /// Through hyper's HTTP/2 client.
+    Http2(hyper_util::client::legacy::ResponseFuture),
+}
+
+impl Future for Sending<'_> {
+    type Output = Result<Response<ResponseBody>, UpstreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Sending::Http1(f) => f.as_mut().poll(cx).map(|r| match r {
+                Ok(resp) => Ok(resp.map(ResponseBody::Http1)),
+                Err(e @ (PoolError::Connect { .. } | PoolError::NoAuthority)) => {
+                    Err(UpstreamError::Connect(e.into()))
+                }
+                Err(PoolError::Exchange(e)) => Err(UpstreamError::Exchange(e)),
+            }),
+            Sending::Http2(f) => Pin::new(f).poll(cx).map(|r| match r {
+                Ok(resp) => Ok(resp.map(ResponseBody::Http2)),
+                Err(e) if e.is_connect() => Err(UpstreamError::Connect(e.into())),
+                Err(e) => Err(UpstreamError::Exchange(e.into())),
+            }),
         }
     }
 }

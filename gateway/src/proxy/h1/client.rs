@@ -135,20 +135,22 @@ impl Http1Pool {
         };
         let resendable = body.is_end_stream() && is_idempotent(method);
         let mut body = Some(body);
-        if let Some(conn) = self.checkout(&authority, now) {
-            match self
-                .exchange(conn, &authority, &head, body.take().unwrap_or_else(empty))
-                .await
-            {
+        let mut idle = self.checkout(&authority, now);
+        let mut may_resend = resendable && idle.is_some();
+        // One call site for the exchange: its state is then laid out (and copied) once.
+        loop {
+            let conn = match idle.take() {
+                Some(conn) => conn,
+                None => connect(&authority, connect_timeout).await?,
+            };
+            let body = body.take().unwrap_or_else(empty);
+            match self.exchange(conn, &authority, &head, body).await {
                 Ok(resp) => return Ok(resp),
-                Err(e) if resendable && e.is::<ClosedBeforeAnswer>() => body = Some(empty()),
+                // The request had no body, so the retry sends an empty one again.
+                Err(e) if may_resend && e.is::<ClosedBeforeAnswer>() => may_resend = false,
                 Err(e) => return Err(PoolError::Exchange(e)),
             }
         }
-        let conn = connect(&authority, connect_timeout).await?;
-        self.exchange(conn, &authority, &head, body.unwrap_or_else(empty))
-            .await
-            .map_err(PoolError::Exchange)
     }
 
     /// Writes the request and reads the response head; the body is left to the caller.
@@ -266,13 +268,12 @@ async fn read_head(
     method: &Method,
 ) -> Result<codec::ResponseHead, BoxError> {
     loop {
-        if let Some(n) = codec::response_head_len(buf)? {
-            let bytes = buf.split_to(n).freeze();
-            let answer = codec::parse_response(&bytes, method)?;
-            if answer.parts.status.is_informational() {
+        if let Some(found) = codec::find_response(buf)? {
+            let head = buf.split_to(found.len).freeze();
+            if found.is_informational() {
                 continue;
             }
-            return Ok(answer);
+            return Ok(codec::build_response(&head, found, method)?);
         }
         if buf.len() > MAX_RESPONSE_HEAD {
             return Err(HeadError::TooLarge(MAX_RESPONSE_HEAD).into());

@@ -8,6 +8,7 @@
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use std::ops::Range;
 
 /// Most headers a message may carry.
 pub const MAX_HEADERS: usize = 128;
@@ -53,36 +54,54 @@ pub struct RequestHead {
     pub plain: bool,
 }
 
-/// Where a request head ends in `buf`, or `None` while it is incomplete.
-pub fn request_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
-    let mut slots = header_slots();
-    let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(buf, &mut slots) {
-        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(HeadError::Syntax(parse_error(e))),
-    }
+/// A complete request head found in a buffer by one parse: its length, and where its parts
+/// lie, for [`build_request`] once the head is split off the buffer.
+#[derive(Debug)]
+pub struct FoundRequest {
+    /// Bytes of the head, final empty line included.
+    pub len: usize,
+    method: Method,
+    target: Range<usize>,
+    version: Version,
+    headers: Vec<(HeaderName, Range<usize>)>,
 }
 
-/// Parses a complete request head (`head` ends where [`request_head_len`] said).
-pub fn parse_request(head: &Bytes) -> Result<RequestHead, HeadError> {
+/// Finds a complete request head at the start of `buf`; `None` while it is incomplete.
+pub fn find_request(buf: &[u8]) -> Result<Option<FoundRequest>, HeadError> {
     let mut slots = header_slots();
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(head, &mut slots) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(HeadError::Syntax("incomplete head")),
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(HeadError::Syntax(parse_error(e))),
-    }
-    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
-        .map_err(|_| HeadError::Syntax("invalid method"))?;
-    let path = req.path.unwrap_or_default();
-    let uri = Uri::from_maybe_shared(head.slice_ref(path.as_bytes()))
-        .map_err(|_| HeadError::Syntax("invalid request target"))?;
-    let version = match req.version {
-        Some(1) => Version::HTTP_11,
-        _ => Version::HTTP_10,
     };
-    let map = header_map(head, req.headers)?;
+    // A complete parse always has both; the check keeps `span` within `buf` regardless.
+    let (Some(method), Some(path)) = (req.method, req.path) else {
+        return Err(HeadError::Syntax("no request line"));
+    };
+    let method =
+        Method::from_bytes(method.as_bytes()).map_err(|_| HeadError::Syntax("invalid method"))?;
+    Ok(Some(FoundRequest {
+        len,
+        method,
+        target: span(buf, path.as_bytes()),
+        version: version(req.version),
+        headers: header_spans(buf, req.headers)?,
+    }))
+}
+
+/// The request head `found` in `head` (the buffer's first `found.len` bytes, split off).
+pub fn build_request(head: &Bytes, found: FoundRequest) -> Result<RequestHead, HeadError> {
+    let FoundRequest {
+        method,
+        target,
+        version,
+        headers,
+        ..
+    } = found;
+    let uri = Uri::from_maybe_shared(head.slice(target))
+        .map_err(|_| HeadError::Syntax("invalid request target"))?;
+    let map = header_map(head, headers)?;
     let framing = framing(&map, false)?;
     let tokens = ConnectionTokens::of(&map);
     let plain = version == Version::HTTP_11
@@ -115,38 +134,57 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-/// Where a response head ends in `buf`, or `None` while it is incomplete.
-pub fn response_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
-    let mut slots = header_slots();
-    let mut resp = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
-    {
-        Ok(httparse::Status::Complete(n)) => Ok(Some(n)),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(HeadError::Syntax(parse_error(e))),
+/// A complete response head found in a buffer by one parse (see [`FoundRequest`]).
+#[derive(Debug)]
+pub struct FoundResponse {
+    /// Bytes of the head, final empty line included.
+    pub len: usize,
+    status: StatusCode,
+    version: Version,
+    headers: Vec<(HeaderName, Range<usize>)>,
+}
+
+impl FoundResponse {
+    /// An interim (`1xx`) head, to be skipped.
+    pub fn is_informational(&self) -> bool {
+        self.status.is_informational()
     }
 }
 
-/// Parses a complete response head (`head` ends where [`response_head_len`] said) to a request
-/// made with `request_method`. `1xx` heads come back too; the caller skips them.
-pub fn parse_response(head: &Bytes, request_method: &Method) -> Result<ResponseHead, HeadError> {
+/// Finds a complete response head at the start of `buf`; `None` while it is incomplete.
+pub fn find_response(buf: &[u8]) -> Result<Option<FoundResponse>, HeadError> {
     let mut slots = header_slots();
     let mut resp = httparse::Response::new(&mut []);
-    match httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, head, &mut slots)
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
     {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err(HeadError::Syntax("incomplete head")),
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(HeadError::Syntax(parse_error(e))),
-    }
+    };
     let status = StatusCode::from_u16(resp.code.unwrap_or_default())
         .map_err(|_| HeadError::Syntax("invalid status code"))?;
-    let version = match resp.version {
-        Some(1) => Version::HTTP_11,
-        _ => Version::HTTP_10,
-    };
-    let map = header_map(head, resp.headers)?;
+    Ok(Some(FoundResponse {
+        len,
+        status,
+        version: version(resp.version),
+        headers: header_spans(buf, resp.headers)?,
+    }))
+}
+
+/// The response head `found` in `head`, answering a request made with `request_method`.
+pub fn build_response(
+    head: &Bytes,
+    found: FoundResponse,
+    request_method: &Method,
+) -> Result<ResponseHead, HeadError> {
+    let FoundResponse {
+        status,
+        version,
+        headers,
+        ..
+    } = found;
+    let map = header_map(head, headers)?;
     let bodiless = *request_method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -175,18 +213,48 @@ pub fn parse_response(head: &Bytes, request_method: &Method) -> Result<ResponseH
     })
 }
 
+fn version(minor: Option<u8>) -> Version {
+    match minor {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    }
+}
+
+/// Where `part`, a slice that httparse took from `buf`, lies in `buf`.
+fn span(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
+    let start = start.min(buf.len());
+    start..(start + part.len()).min(buf.len())
+}
+
+/// The header names, and where each value lies in `buf`.
+fn header_spans(
+    buf: &[u8],
+    headers: &[httparse::Header<'_>],
+) -> Result<Vec<(HeaderName, Range<usize>)>, HeadError> {
+    headers
+        .iter()
+        .map(|h| {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| HeadError::Syntax("invalid header name"))?;
+            Ok((name, span(buf, h.value)))
+        })
+        .collect()
+}
+
 /// Room for httparse's header slices, left uninitialised: zeroing 128 slots (4 KiB) for every
 /// head cost more than parsing a short one.
 fn header_slots<'b>() -> [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_HEADERS] {
     [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS]
 }
 
-fn header_map(head: &Bytes, headers: &[httparse::Header<'_>]) -> Result<HeaderMap, HeadError> {
+fn header_map(
+    head: &Bytes,
+    headers: Vec<(HeaderName, Range<usize>)>,
+) -> Result<HeaderMap, HeadError> {
     let mut map = HeaderMap::with_capacity(headers.len() + 6);
-    for h in headers {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| HeadError::Syntax("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
+    for (name, value) in headers {
+        let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| HeadError::Syntax("invalid header value"))?;
         map.append(name, value);
     }

@@ -4,16 +4,24 @@ fn head(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
 }
 
+fn request_head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
+    find_request(buf).map(|found| found.map(|f| f.len))
+}
+
 fn request(text: &str) -> Result<RequestHead, HeadError> {
     let bytes = head(text);
-    assert_eq!(request_head_len(&bytes), Ok(Some(bytes.len())), "{text:?}");
-    parse_request(&bytes)
+    let found = find_request(&bytes)?.expect("a complete head");
+    assert_eq!(found.len, bytes.len(), "{text:?}");
+    build_request(&bytes, found)
 }
 
 fn response(text: &str, method: Method) -> ResponseHead {
     let bytes = head(text);
-    assert_eq!(response_head_len(&bytes), Ok(Some(bytes.len())), "{text:?}");
-    parse_response(&bytes, &method).expect("a valid response head")
+    let found = find_response(&bytes)
+        .expect("a valid response head")
+        .expect("a complete head");
+    assert_eq!(found.len, bytes.len(), "{text:?}");
+    build_response(&bytes, found, &method).expect("a valid response head")
 }
 
 /// A request head is found only once complete, and its parts come out as sent.

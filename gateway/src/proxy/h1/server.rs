@@ -102,9 +102,9 @@ impl Connection {
         loop {
             // A whole head, then a whole (small) body.
             let mut waiting = false;
-            let head_len = loop {
-                match codec::request_head_len(&buf) {
-                    Ok(Some(n)) => break n,
+            let found = loop {
+                match codec::find_request(&buf) {
+                    Ok(Some(found)) => break found,
                     Ok(None) if buf.len() <= limit => {}
                     Ok(None) | Err(_) => return Next::HandOff(buf.freeze()),
                 }
@@ -119,8 +119,8 @@ impl Connection {
                     return Next::Close;
                 }
             };
-            let head = buf.split_to(head_len).freeze();
-            let parsed = match codec::parse_request(&head) {
+            let head = buf.split_to(found.len).freeze();
+            let parsed = match codec::build_request(&head, found) {
                 Ok(p) => p,
                 Err(_) => return Next::HandOff(rejoin(&head, &buf)),
             };
