@@ -1,12 +1,13 @@
 //! Header rewriting at the edge: hop-by-hop removal, `X-Forwarded-*`, `X-Request-Id` and W3C
 //! `traceparent`.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
 /// Request id header, kept when the client sent a usable one, generated otherwise.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// W3C trace context header.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -70,40 +71,50 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// Appends the client to `X-Forwarded-For`; sets `X-Forwarded-Proto` and `-Host` unless an outer
 /// proxy already did.
 pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, host: Option<HeaderValue>) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => {
-            HeaderValue::try_from(format!("{prev}, {}", client.to_str().unwrap_or("unknown"))).ok()
+    // Entries: one hash per header whether it is there or not.
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Occupied(mut e) => {
+            let prev = e.get().to_str().unwrap_or_default();
+            let joined = format!("{prev}, {}", client.to_str().unwrap_or("unknown"));
+            if let Ok(v) = HeaderValue::try_from(joined) {
+                e.insert(v);
+            }
         }
-        None => Some(client.clone()),
-    };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR, v);
+        Entry::Vacant(e) => {
+            e.insert(client.clone());
+        }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if !headers.contains_key(&X_FORWARDED_HOST)
-        && let Some(v) = host
+    headers
+        .entry(X_FORWARDED_PROTO)
+        .or_insert_with(|| HeaderValue::from_static("http"));
+    if let Some(v) = host
+        && let Entry::Vacant(e) = headers.entry(X_FORWARDED_HOST)
     {
-        headers.insert(X_FORWARDED_HOST, v);
+        e.insert(v);
     }
 }
 
 /// The request id: the client's when it is short printable ASCII, else a new random one (set in
 /// `headers` too).
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&REQUEST_ID)
-        && !v.is_empty()
-        && v.len() <= MAX_REQUEST_ID
-        && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
-    {
-        return v.clone();
+    let new_id = || {
+        let mut buf = [0u8; 32];
+        hex(rand::random::<u128>(), &mut buf);
+        HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("unknown"))
+    };
+    match headers.entry(REQUEST_ID) {
+        Entry::Occupied(e) if usable_request_id(e.get()) => e.get().clone(),
+        Entry::Occupied(mut e) => {
+            let id = new_id();
+            e.insert(id.clone());
+            id
+        }
+        Entry::Vacant(e) => e.insert(new_id()).clone(),
     }
-    let mut buf = [0u8; 32];
-    hex(rand::random::<u128>(), &mut buf);
-    let id = HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("unknown"));
-    headers.insert(REQUEST_ID, id.clone());
-    id
+}
+
+fn usable_request_id(v: &HeaderValue) -> bool {
+    !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
 }
 
 /// Writes the low `out.len() / 2` bytes of `n` as lowercase hex, most significant first (no
@@ -120,24 +131,35 @@ fn hex(mut n: u128, out: &mut [u8]) {
 /// so the upstream's parent stays the caller's span); replaces a missing or malformed one with a
 /// new trace so the services behind still correlate.
 pub fn ensure_traceparent(headers: &mut HeaderMap) {
-    if headers
-        .get(&TRACEPARENT)
-        .is_some_and(|v| valid_trace_id(v.as_bytes()).is_some())
-    {
-        return;
-    }
-    headers.remove(header::HeaderName::from_static("tracestate"));
     // "00-" trace id (32 hex) "-" parent id (16 hex) "-01"; neither id may be all zeros.
-    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    hex(rand::random::<u128>() | 1, &mut buf[3..35]);
-    hex(u128::from(rand::random::<u64>() | 1), &mut buf[36..52]);
-    if let Ok(v) = HeaderValue::from_bytes(&buf) {
-        headers.insert(TRACEPARENT, v);
+    let new_parent = || {
+        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+        hex(rand::random::<u128>() | 1, &mut buf[3..35]);
+        hex(u128::from(rand::random::<u64>() | 1), &mut buf[36..52]);
+        HeaderValue::from_bytes(&buf).ok()
+    };
+    match headers.entry(TRACEPARENT) {
+        Entry::Occupied(e) if valid_trace_id(e.get().as_bytes()).is_some() => return,
+        Entry::Occupied(mut e) => match new_parent() {
+            Some(v) => {
+                e.insert(v);
+            }
+            None => {
+                e.remove();
+            }
+        },
+        Entry::Vacant(e) => {
+            if let Some(v) = new_parent() {
+                e.insert(v);
+            }
+        }
     }
+    // The state belonged to the trace that was missing or malformed.
+    headers.remove(TRACESTATE);
 }
 
 /// The trace id of a well-formed version-00 `traceparent`.
-fn valid_trace_id(v: &[u8]) -> Option<String> {
+fn valid_trace_id(v: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(v).ok()?;
     let mut parts = s.split('-');
     let (ver, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -153,7 +175,7 @@ fn valid_trace_id(v: &[u8]) -> Option<String> {
         && hex(flags, 2)
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
-    ok.then(|| trace.to_string())
+    ok.then_some(trace)
 }
 
 #[cfg(test)]

@@ -144,7 +144,7 @@ impl Http1Pool {
                 None => connect(&authority, connect_timeout).await?,
             };
             let body = body.take().unwrap_or_else(empty);
-            match self.exchange(conn, &authority, &head, body).await {
+            match self.exchange(conn, &authority, &head, body, now).await {
                 Ok(resp) => return Ok(resp),
                 // The request had no body, so the retry sends an empty one again.
                 Err(e) if may_resend && e.is::<ClosedBeforeAnswer>() => may_resend = false,
@@ -153,13 +153,16 @@ impl Http1Pool {
         }
     }
 
-    /// Writes the request and reads the response head; the body is left to the caller.
+    /// Writes the request and reads the response head; the body is left to the caller. `now`,
+    /// read when the call began, is kept as the connection's last use (a clock read less per
+    /// request; the idle limit is then counted from a little earlier, never later).
     async fn exchange(
         self: &Arc<Self>,
         mut conn: Conn,
         authority: &Authority,
         head: &Head<'_>,
         body: UpstreamBody,
+        now: Instant,
     ) -> Result<Response<ResponseBody>, BoxError> {
         let length = if body.is_end_stream() {
             Some(0)
@@ -215,6 +218,7 @@ impl Http1Pool {
             // A connection whose request body was cut short cannot carry another request.
             keep_alive: answer.keep_alive && sent_all,
             home: Some((self.clone(), authority.clone())),
+            used: now,
         };
         if body.state == State::Done || body.state == State::Length(0) {
             body.state = State::Done;
@@ -240,12 +244,10 @@ impl Http1Pool {
         None
     }
 
-    /// Keeps a connection whose last response was read to the end.
-    fn check_in(&self, authority: &Authority, conn: Conn) {
-        let idle = Idle {
-            conn,
-            last_used: Instant::now(),
-        };
+    /// Keeps a connection whose last response was read to the end; `last_used` is when its
+    /// last exchange began.
+    fn check_in(&self, authority: &Authority, conn: Conn, last_used: Instant) {
+        let idle = Idle { conn, last_used };
         let mut upstreams = self
             .upstreams
             .lock()
@@ -372,6 +374,8 @@ pub struct ResponseBody {
     keep_alive: bool,
     /// The pool to return the connection to, and under which upstream.
     home: Option<(Arc<Http1Pool>, Authority)>,
+    /// When the exchange began.
+    used: Instant,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -405,7 +409,7 @@ impl ResponseBody {
             && conn.buf.is_empty()
             && let Some((pool, authority)) = self.home.take()
         {
-            pool.check_in(&authority, conn);
+            pool.check_in(&authority, conn, self.used);
         }
     }
 
