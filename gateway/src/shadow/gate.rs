@@ -18,8 +18,8 @@ use super::config::ShadowConfig;
 
 /// Shadow calls always allowed in flight whatever the share says (within `max_concurrent`): a
 /// quiet capability's requests come one after another, and each shadow call outlives the
-/// answer it copies, so fewer slots would drop most of them.
-pub const MIN_SLOTS: usize = 4;
+/// answer it copies, so one slot would drop about every other one.
+pub const MIN_SLOTS: usize = 2;
 
 /// Why a request was not shadowed (or its shadow call not made).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -144,7 +144,8 @@ impl ShadowGate {
             clippy::cast_sign_loss,
             clippy::cast_precision_loss
         )]
-        let share = (primary_in_flight as f64 * self.max_share).ceil() as usize;
+        // Rounded down: the share is a ceiling ("at most 5 %"), not a target.
+        let share = (primary_in_flight as f64 * self.max_share).floor() as usize;
         share.max(MIN_SLOTS)
     }
 }
@@ -223,7 +224,7 @@ mod tests {
     #[test]
     fn shadow_calls_keep_to_their_share_of_the_primary() {
         // (primary requests in flight, shadow calls admitted before the first refusal)
-        for (primary, want) in [(0, MIN_SLOTS), (41, 5), (64, 7), (500, 8)] {
+        for (primary, want) in [(0, MIN_SLOTS), (41, 4), (64, 6), (500, 8)] {
             let gate = ShadowGate::new(&ShadowConfig {
                 max_concurrent: 8,
                 max_share: 0.1,
