@@ -18,8 +18,9 @@ use super::config::ShadowConfig;
 
 /// Shadow calls always allowed in flight whatever the share says (within `max_concurrent`): a
 /// quiet capability's requests come one after another, and each shadow call outlives the
-/// answer it copies, so one slot would drop about every other one.
-pub const MIN_SLOTS: usize = 2;
+/// answer it copies (with noise subtraction it makes two calls), so fewer slots would drop
+/// many of them.
+pub const MIN_SLOTS: usize = 3;
 
 /// Why a request was not shadowed (or its shadow call not made).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
