@@ -87,7 +87,7 @@ pub async fn serve(
             admin,
             admin_app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(stopped(stop_rx))
+        .with_graceful_shutdown(h1::server::stopping(stop_rx))
         .into_future(),
     );
     let proxy = ProxySettings {
@@ -116,10 +116,6 @@ pub async fn serve(
         Ok(Ok(())) | Err(_) => Ok(()),
         Ok(Err(e)) => Err(GatewayError::Admin(e)),
     }
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// Admin tokens from `[admin] tokens_file` and the `FIG_GATEWAY_TOKENS` environment variable.
@@ -239,7 +235,10 @@ async fn run_public(
                 };
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(l) => accept_loop(l, settings.proxy(), stopped(stop_rx), drain).await,
+                        Ok(l) => {
+                            accept_loop(l, settings.proxy(), h1::server::stopping(stop_rx), drain)
+                                .await
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "worker cannot use the public listener")
                         }

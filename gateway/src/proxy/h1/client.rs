@@ -26,8 +26,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::codec::{self, ChunkState, ChunkStep, Framing, HeadError};
-use super::io::{WriteError, write_message};
+use super::io::{WriteError, reserve, write_message};
 use crate::proxy::upstream::{BoxError, Call, UpstreamBody};
+use crate::resilience::retry::is_idempotent;
 
 /// Connections unused for this long are closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -280,7 +281,7 @@ async fn read_head(
         if buf.len() > MAX_RESPONSE_HEAD {
             return Err(HeadError::TooLarge(MAX_RESPONSE_HEAD).into());
         }
-        reserve(buf);
+        reserve(buf, READ_CHUNK);
         match reader.read_buf(buf).await {
             Ok(0) if buf.is_empty() => return Err(ClosedBeforeAnswer.into()),
             Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
@@ -334,20 +335,6 @@ fn is_reset(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-    )
-}
-
-fn reserve(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
-    }
-}
-
-/// Methods a repeated request does not change the outcome of (RFC 9110 §9.2.2).
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     )
 }
 
@@ -465,7 +452,7 @@ impl Body for ResponseBody {
                 }
                 State::Length(_) | State::Close => {}
             }
-            reserve(&mut conn.buf);
+            reserve(&mut conn.buf, READ_CHUNK);
             match ready!(tokio_util::io::poll_read_buf(
                 Pin::new(&mut conn.io),
                 cx,

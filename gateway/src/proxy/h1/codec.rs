@@ -185,11 +185,7 @@ pub fn build_response(
         ..
     } = found;
     let map = header_map(head, headers)?;
-    let bodiless = *request_method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let framing = if bodiless {
+    let framing = if is_bodiless(request_method, status) {
         Framing::Empty
     } else {
         match framing(&map, true)? {
@@ -211,6 +207,15 @@ pub fn build_response(
         framing,
         keep_alive,
     })
+}
+
+/// Whether a response with `status` to a `request_method` request has no body, whatever its
+/// headers say (RFC 9112 §6.3).
+pub fn is_bodiless(request_method: &Method, status: StatusCode) -> bool {
+    *request_method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
 }
 
 fn version(minor: Option<u8>) -> Version {

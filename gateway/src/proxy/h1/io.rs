@@ -184,3 +184,10 @@ impl<S: AsyncWrite> AsyncWrite for Prefixed<S> {
         self.project().inner.poll_shutdown(cx)
     }
 }
+
+/// Makes room in a read buffer: `chunk` more bytes once less than a quarter of that is left.
+pub fn reserve(buf: &mut bytes::BytesMut, chunk: usize) {
+    if buf.capacity() - buf.len() < chunk / 4 {
+        buf.reserve(chunk);
+    }
+}

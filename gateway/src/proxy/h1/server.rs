@@ -8,7 +8,7 @@
 //! serves it from then on with the same [`Proxy::handle`].
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, StatusCode};
+use http::Request;
 use http_body::Body;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::codec::{self, ResponseFraming};
-use super::io::{Prefixed, flush, write_message};
+use super::io::{Prefixed, flush, reserve, write_message};
 use crate::proxy::{ClientConnection, Proxy};
 
 /// Largest request body read here before the request is handled; larger ones are streamed by the
@@ -142,16 +142,13 @@ impl Connection {
                 }
             }
             let body = buf.split_to(body_len).freeze();
-            let is_head = parsed.parts.method == Method::HEAD;
+            let method = parsed.parts.method.clone();
             let req = Request::from_parts(parsed.parts, Full::new(body));
             let resp = self.proxy.handle(req, &self.client).await;
 
             let close = !parsed.keep_alive || *self.stop.borrow();
             let (parts, body) = resp.into_parts();
-            let bodiless = is_head
-                || parts.status.is_informational()
-                || parts.status == StatusCode::NO_CONTENT
-                || parts.status == StatusCode::NOT_MODIFIED;
+            let bodiless = codec::is_bodiless(&method, parts.status);
             let framing = match body.size_hint().exact() {
                 _ if bodiless => ResponseFraming::Bodiless,
                 Some(n) => ResponseFraming::Length(n),
@@ -202,9 +199,7 @@ impl Connection {
         since: tokio::time::Instant,
         mut stop: Pin<&mut S>,
     ) -> bool {
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
+        reserve(buf, READ_CHUNK);
         let idle = buf.is_empty();
         loop {
             tokio::select! {
@@ -223,8 +218,8 @@ impl Connection {
     }
 }
 
-/// Completes once the gateway shuts down.
-async fn stopping(mut stop: watch::Receiver<bool>) {
+/// Completes once `stop` turns true (the gateway shuts down).
+pub async fn stopping(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
